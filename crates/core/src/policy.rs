@@ -1,0 +1,201 @@
+//! The access-policy engine: which policy and rule govern a token request, and which
+//! scopes it grants. Okta's semantics: policies by priority (1 first), only active ones
+//! assigned to the client; inside, rules by priority whose grant types, people and scopes
+//! all match; the first match wins and nothing after it is looked at.
+
+use crate::scope::OIDC_SCOPES;
+use crate::{AuthorizationServer, GrantType, OAuthError, Policy, Rule};
+
+/// What a token request asks for, as far as policy is concerned.
+pub struct PolicyRequest<'a> {
+    pub client_id: &'a str,
+    pub grant_type: GrantType,
+    /// `None` when the request carried no `scope` parameter.
+    pub requested_scopes: Option<&'a [String]>,
+}
+
+/// The matching policy and rule, and the scopes granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDecision<'s> {
+    pub policy: &'s Policy,
+    pub rule: &'s Rule,
+    pub scopes: Vec<String>,
+}
+
+/// Evaluates the server's access policies for one request.
+pub fn evaluate<'s>(
+    server: &'s AuthorizationServer,
+    req: &PolicyRequest<'_>,
+) -> Result<PolicyDecision<'s>, OAuthError> {
+    let scopes = resolve_scopes(server, req)?;
+
+    let mut policies: Vec<&Policy> = server
+        .policies
+        .iter()
+        .filter(|p| p.status.is_active() && p.clients.includes(req.client_id))
+        .collect();
+    policies.sort_by_key(|p| p.priority);
+
+    // A rule that matched on everything but scopes: if nothing else matches, the client is
+    // told which scopes are not allowed rather than a bare policy failure.
+    let mut refused_scopes: Option<Vec<&str>> = None;
+    for policy in policies {
+        let mut rules: Vec<&Rule> = policy
+            .rules
+            .iter()
+            .filter(|r| r.status.is_active() && r.grant_types.contains(&req.grant_type))
+            .collect();
+        rules.sort_by_key(|r| r.priority);
+        for rule in rules {
+            let refused: Vec<&str> =
+                scopes.iter().filter(|s| !rule.scopes.allows(s)).map(String::as_str).collect();
+            if refused.is_empty() {
+                return Ok(PolicyDecision { policy, rule, scopes });
+            }
+            refused_scopes.get_or_insert(refused);
+        }
+    }
+    match refused_scopes {
+        Some(refused) => Err(OAuthError::invalid_scope(format!(
+            "The requested scopes are not allowed by the access policy: {}",
+            refused.join(" ")
+        ))),
+        None => Err(OAuthError::access_denied(
+            "Policy evaluation failed for this request: no access policy rule allows this client and grant type.",
+        )),
+    }
+}
+
+/// RFC 6749 §3.3: with no `scope`, the server's default scopes apply; every requested
+/// scope must exist on the server.
+fn resolve_scopes(server: &AuthorizationServer, req: &PolicyRequest<'_>) -> Result<Vec<String>, OAuthError> {
+    let scopes: Vec<String> = match req.requested_scopes {
+        Some(requested) if !requested.is_empty() => requested.to_vec(),
+        _ => {
+            let defaults: Vec<String> =
+                server.scopes.iter().filter(|s| s.default).map(|s| s.name.clone()).collect();
+            if defaults.is_empty() {
+                return Err(OAuthError::invalid_scope(
+                    "The authorization server has no default scopes: the 'scope' parameter must be provided.",
+                ));
+            }
+            defaults
+        }
+    };
+    if req.grant_type == GrantType::ClientCredentials
+        && let Some(s) = scopes.iter().find(|s| OIDC_SCOPES.contains(&s.as_str()))
+    {
+        return Err(OAuthError::invalid_scope(format!(
+            "The scope '{s}' is reserved for OpenID Connect and cannot be requested with client_credentials."
+        )));
+    }
+    let unknown: Vec<&str> =
+        scopes.iter().filter(|s| server.scope(s).is_none()).map(String::as_str).collect();
+    if !unknown.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "One or more scopes are not configured for the authorization server: {}",
+            unknown.join(" ")
+        )));
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::*;
+
+    fn server() -> AuthorizationServer {
+        let scope = |n: &str, d: bool| Scope {
+            name: n.into(),
+            display_name: None,
+            description: String::new(),
+            default: d,
+            consent: Consent::Implicit,
+            metadata_publish: MetadataPublish::AllClients,
+        };
+        let rule = |name: &str, prio, scopes: ScopeSelector| Rule {
+            name: name.into(),
+            priority: prio,
+            status: Status::Active,
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes,
+            access_token_lifetime_minutes: 60,
+        };
+        AuthorizationServer {
+            id: "default".into(),
+            name: "default".into(),
+            description: String::new(),
+            audiences: vec!["api://default".into()],
+            signing_alg: SigningAlg::RS256,
+            status: Status::Active,
+            scopes: vec![scope("read", true), scope("write", false), scope("admin", false)],
+            claims: vec![],
+            policies: vec![
+                Policy {
+                    name: "readers".into(),
+                    description: String::new(),
+                    priority: 2,
+                    status: Status::Active,
+                    clients: ClientSelector::default(),
+                    rules: vec![rule("read only", 1, ScopeSelector::Only(vec!["read".into()]))],
+                },
+                Policy {
+                    name: "writers".into(),
+                    description: String::new(),
+                    priority: 1,
+                    status: Status::Active,
+                    clients: ClientSelector::Only(vec!["writer".into()]),
+                    rules: vec![rule(
+                        "read write",
+                        1,
+                        ScopeSelector::Only(vec!["read".into(), "write".into()]),
+                    )],
+                },
+            ],
+        }
+    }
+
+    fn ask(client: &str, scopes: Option<&[String]>) -> Result<(String, Vec<String>), OAuthError> {
+        let s = server();
+        let d = evaluate(
+            &s,
+            &PolicyRequest { client_id: client, grant_type: GrantType::ClientCredentials, requested_scopes: scopes },
+        )?;
+        Ok((d.policy.name.clone(), d.scopes))
+    }
+
+    #[test]
+    fn first_policy_by_priority_wins() {
+        let w = ["write".to_string()];
+        assert_eq!(ask("writer", Some(&w)).unwrap().0, "writers");
+        assert_eq!(ask("other", None).unwrap(), ("readers".into(), vec!["read".into()]));
+    }
+
+    #[test]
+    fn disallowed_scope_is_invalid_scope() {
+        let w = ["write".to_string()];
+        let e = ask("other", Some(&w)).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidScope);
+        assert!(e.description.contains("write"));
+    }
+
+    #[test]
+    fn unknown_scope_and_oidc_scope_are_invalid_scope() {
+        let u = ["nope".to_string()];
+        assert_eq!(ask("other", Some(&u)).unwrap_err().code, OAuthErrorCode::InvalidScope);
+        let o = ["openid".to_string()];
+        assert_eq!(ask("other", Some(&o)).unwrap_err().code, OAuthErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn no_rule_for_grant_is_access_denied() {
+        let s = server();
+        let e = evaluate(
+            &s,
+            &PolicyRequest { client_id: "x", grant_type: GrantType::AuthorizationCode, requested_scopes: None },
+        )
+        .unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::AccessDenied);
+    }
+}
