@@ -147,7 +147,7 @@ pub struct Scope {
 }
 
 /// Which token a claim goes into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClaimTokenType {
     #[default]

@@ -1,1 +1,403 @@
-fn main() {}
+//! The `portcullis` command line. Each subcommand parses its flags and calls the library;
+//! errors print as one line plus a hint, with a non-zero exit code.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use portcullis::config::{Config, create_private_dir};
+use portcullis::demo::{self, DemoInfo};
+use portcullis::runtime::{self, bind, open_store, shutdown_signal};
+use portcullis::CliError;
+use portcullis_idp::orgfile::{self, ProcessEnv};
+use portcullis_idp::{DEFAULT_ORG_ID, clock, keys};
+use portcullis_jose::SecretHasher;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An Okta-compatible OAuth 2.0 / OpenID Connect authorization server in one binary.",
+    long_about = "An Okta-compatible OAuth 2.0 / OpenID Connect authorization server in one binary.\n\n\
+                  Quick start: `portcullis up` starts a sandbox on 127.0.0.1:8080 with a demo org, \
+                  then `portcullis token` gets an access token from it."
+)]
+struct Cli {
+    /// Log format on stderr: human-readable text, or JSON lines for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PORTCULLIS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the sandbox: a data dir, a demo org and the identity provider on loopback.
+    Up(UpArgs),
+    /// Run the identity provider from a configuration file (the production entry point).
+    Serve {
+        /// The YAML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate(StoreArgs),
+    /// Make the org match a declarative org file (authorization servers, clients...).
+    Apply(ApplyArgs),
+    /// Write the org's content as an org file (secrets are never exported).
+    Export(ExportArgs),
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Get an access token with the client_credentials grant and print it.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// A `serve` configuration file to read the database and master key settings from.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The data dir (SQLite database and master key) when no --config is given.
+    #[arg(long, default_value = "portcullis-data", env = "PORTCULLIS_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    fn config(&self) -> Result<Config, CliError> {
+        match &self.config {
+            Some(path) => Config::load(path),
+            None => Ok(Config { data_dir: self.data_dir.clone(), ..Config::default() }),
+        }
+    }
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Where the sandbox keeps its database, master key and demo.json.
+    #[arg(long, default_value = "portcullis-data", env = "PORTCULLIS_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Port of the identity provider (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    idp_port: u16,
+    /// Address to listen on. Loopback by default: the sandbox is not hardened for exposure.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// The org file to apply.
+    #[arg(long, short = 'f')]
+    file: PathBuf,
+    /// Print the plan as a diff and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also delete authorization servers and clients that the file does not declare.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotate: the next key (already published) starts signing; the old key stays
+    /// published until every token it signed has expired; a new next key is published.
+    Rotate {
+        /// The authorization server, e.g. `default`.
+        #[arg(long)]
+        server: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the keys of every authorization server.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClientAuth {
+    Basic,
+    Post,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Issuer of the authorization server, e.g. http://127.0.0.1:8080/oauth2/default.
+    /// Defaults to the sandbox's, from <data-dir>/demo.json.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Client id (defaults to the sandbox's demo client).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Client secret. Prefer the environment variable over the flag: flags show in `ps`.
+    #[arg(long, env = "PORTCULLIS_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Space-separated scopes; the server's default scopes when absent.
+    #[arg(long)]
+    scope: Option<String>,
+    /// How the client authenticates.
+    #[arg(long, value_enum, default_value_t = ClientAuth::Basic)]
+    auth: ClientAuth,
+    /// Print the whole token response as JSON instead of the bare access token.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "portcullis-data", env = "PORTCULLIS_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Up(args) => up(args).await,
+        Command::Serve { config } => serve(config).await,
+        Command::Migrate(args) => {
+            let cfg = args.config()?;
+            cfg.ensure_data_dir()?;
+            let store = open_store(&cfg.database_url()).await?;
+            println!("database is up to date ({})", portcullis_store::redact(&cfg.database_url()));
+            store.close().await;
+            Ok(())
+        }
+        Command::Apply(args) => apply(args).await,
+        Command::Export(args) => {
+            let cfg = args.store.config()?;
+            let store = open_store(&cfg.database_url()).await?;
+            let yaml = orgfile::export(&store, DEFAULT_ORG_ID).await?;
+            match args.output {
+                Some(path) => std::fs::write(&path, yaml)
+                    .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?,
+                None => print!("{yaml}"),
+            }
+            Ok(())
+        }
+        Command::Keys { command } => keys_command(command).await,
+        Command::Token(args) => token(args).await,
+    }
+}
+
+async fn up(args: UpArgs) -> Result<(), CliError> {
+    let cfg = Config {
+        data_dir: args.data_dir.clone(),
+        idp: portcullis::config::IdpConfig {
+            listen: SocketAddr::new(args.bind, args.idp_port),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    create_private_dir(&cfg.data_dir)?;
+    let master = Arc::new(cfg.master_key()?);
+    let store = open_store(&cfg.database_url()).await?;
+    let client = demo::ensure_demo_org(&store, &master, &cfg.data_dir).await?;
+    let listener = bind(cfg.idp.listen).await?;
+    let mut handle = runtime::start_idp(&cfg, store, master, listener).await?;
+    let issuer = handle.issuer(demo::DEMO_SERVER);
+    let info = DemoInfo {
+        org_url: handle.org_url.clone(),
+        issuer: issuer.clone(),
+        audience: "api://default".into(),
+        token_endpoint: format!("{issuer}/v1/token"),
+        jwks_uri: format!("{issuer}/v1/keys"),
+        service_client: client.clone(),
+    };
+    demo::write_demo_json(&cfg.data_dir, &info)?;
+    println!(
+        "Portcullis sandbox is up.\n\n  issuer    {issuer}\n  discovery {issuer}/.well-known/openid-configuration\n  data dir  {}\n  demo.json {}\n\nGet a token:\n\n  curl -s -u {}:{} -d grant_type=client_credentials -d scope=products:read {issuer}/v1/token\n\nor: portcullis token --data-dir {} --scope products:read\n\nPress Ctrl-C to stop.",
+        cfg.data_dir.display(),
+        cfg.data_dir.join("demo.json").display(),
+        client.client_id,
+        client.client_secret,
+        cfg.data_dir.display(),
+    );
+    tokio::select! {
+        _ = shutdown_signal() => {
+            println!("stopping...");
+            handle.stop().await;
+        }
+        _ = handle.wait() => {}
+    }
+    Ok(())
+}
+
+async fn serve(path: PathBuf) -> Result<(), CliError> {
+    let cfg = Config::load(&path)?;
+    cfg.ensure_data_dir()?;
+    let master = Arc::new(cfg.master_key()?);
+    let store = open_store(&cfg.database_url()).await?;
+    let listener = bind(cfg.idp.listen).await?;
+    let mut handle = runtime::start_idp(&cfg, store, master, listener).await?;
+    tracing::info!(addr = %handle.addr, org_url = %handle.org_url, "identity provider listening");
+    tokio::select! {
+        _ = shutdown_signal() => handle.stop().await,
+        _ = handle.wait() => {}
+    }
+    Ok(())
+}
+
+async fn apply(args: ApplyArgs) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+        CliError::new(format!("cannot read {}: {e}", args.file.display())).hint("pass the org file with -f")
+    })?;
+    let doc = orgfile::parse(&text).map_err(|errs| {
+        CliError::new(format!(
+            "{} is not a valid org file:\n{}",
+            args.file.display(),
+            errs.iter().map(|e| format!("  {}: {e}", args.file.display())).collect::<Vec<_>>().join("\n")
+        ))
+        .hint("fix the fields named above; `portcullis export` prints a valid file to start from")
+    })?;
+    let cfg = args.store.config()?;
+    cfg.ensure_data_dir()?;
+    let master = cfg.master_key()?;
+    let store = open_store(&cfg.database_url()).await?;
+    let hasher = SecretHasher::new(&master);
+    let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &ProcessEnv, args.prune).await?;
+    print!("{}", plan.render());
+    if args.dry_run || plan.is_empty() {
+        return Ok(());
+    }
+    let applied = orgfile::apply(&store, &master, DEFAULT_ORG_ID, plan, clock::now()).await?;
+    for (client, secret) in applied.generated_secrets {
+        println!("client {client}: generated secret {secret}  (shown once; store it now)");
+    }
+    println!("Applied.");
+    store.close().await;
+    Ok(())
+}
+
+async fn keys_command(command: KeysCommand) -> Result<(), CliError> {
+    match command {
+        KeysCommand::Rotate { server, store } => {
+            let cfg = store.config()?;
+            let master = cfg.master_key()?;
+            let store = open_store(&cfg.database_url()).await?;
+            let r = keys::rotate(&store, &master, DEFAULT_ORG_ID, &server, clock::now()).await.map_err(|e| {
+                CliError::from(e).hint(format!("`portcullis keys list` shows the servers; is '{server}' one of them?"))
+            })?;
+            println!(
+                "rotated keys of '{server}':\n  now signing  {}\n  next (published) {}\n  retired      {} (published until unix time {})",
+                r.active_kid,
+                r.next_kid,
+                r.retired_kid.as_deref().unwrap_or("-"),
+                r.retired_until
+            );
+            println!("running nodes pick this up within a second.");
+            Ok(())
+        }
+        KeysCommand::List { store } => {
+            let cfg = store.config()?;
+            let store = open_store(&cfg.database_url()).await?;
+            println!("{:<12} {:<44} {:<6} {:<8} retire_at", "server", "kid", "alg", "status");
+            for k in store.signing_keys(DEFAULT_ORG_ID).await? {
+                println!(
+                    "{:<12} {:<44} {:<6} {:<8} {}",
+                    k.server_id,
+                    k.kid,
+                    k.alg.as_str(),
+                    format!("{:?}", k.status).to_uppercase(),
+                    k.retire_at.map(|t| t.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn token(args: TokenArgs) -> Result<(), CliError> {
+    let demo = if args.issuer.is_none() || args.client_id.is_none() || args.client_secret.is_none() {
+        Some(demo::read_demo_json(&args.data_dir)?)
+    } else {
+        None
+    };
+    let issuer = args.issuer.or_else(|| demo.as_ref().map(|d| d.issuer.clone())).unwrap_or_default();
+    let client_id =
+        args.client_id.or_else(|| demo.as_ref().map(|d| d.service_client.client_id.clone())).unwrap_or_default();
+    let secret = args
+        .client_secret
+        .or_else(|| demo.as_ref().map(|d| d.service_client.client_secret.clone()))
+        .unwrap_or_default();
+    let url = format!("{}/v1/token", issuer.trim_end_matches('/'));
+    let mut form: HashMap<&str, &str> = HashMap::from([("grant_type", "client_credentials")]);
+    if let Some(s) = args.scope.as_deref() {
+        form.insert("scope", s);
+    }
+    let http = reqwest::Client::new();
+    let req = match args.auth {
+        ClientAuth::Basic => http.post(&url).basic_auth(&client_id, Some(&secret)),
+        ClientAuth::Post => {
+            form.insert("client_id", &client_id);
+            form.insert("client_secret", &secret);
+            http.post(&url)
+        }
+    };
+    let resp = req.form(&form).send().await.map_err(|e| {
+        CliError::new(format!("cannot reach {url}: {e}")).hint("is the server running? `portcullis up` starts the sandbox")
+    })?;
+    let status = resp.status();
+    let body: serde_json::Value =
+        resp.json().await.map_err(|e| CliError::new(format!("{url} answered {status} with no JSON: {e}")))?;
+    if !status.is_success() {
+        return Err(CliError::new(format!(
+            "{status}: {} ({})",
+            body["error"].as_str().unwrap_or("error"),
+            body["error_description"].as_str().unwrap_or("no description")
+        )));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    } else {
+        println!("{}", body["access_token"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}

@@ -1,1 +1,264 @@
-//! Declarative org files.
+//! Declarative org files: the org's authorization servers (scopes, claims, policies,
+//! rules) and clients written as YAML and applied like infrastructure as code.
+//!
+//! `parse` reads and validates a file, reporting every problem at once with its line;
+//! `plan` compares it with the store and yields a diff; `apply` makes the store match;
+//! `export` writes the store back out in the same format. Client secrets never appear in
+//! a file: a client names the environment variable that holds its secret (`secretEnv`),
+//! or gets one generated on creation.
+
+mod diff;
+mod document;
+mod validate;
+
+pub use document::{FileError, OrgDocument, parse};
+
+use std::collections::{BTreeSet, HashMap};
+
+use portcullis_core::{AuthMethod, AuthorizationServer, Client};
+use portcullis_jose::{MasterKey, SecretHasher};
+use portcullis_store::{SecretUpdate, Store, StoreError};
+
+use crate::keys;
+use crate::view::ViewError;
+
+/// Where `secretEnv` values come from; tests pass a map instead of the process environment.
+pub trait SecretSource {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl SecretSource for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl SecretSource for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+/// Shortest secret accepted from the environment.
+pub const MIN_SECRET_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FileError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] ViewError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One resource's change and, for updates, the fields that differ.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub resource: &'static str,
+    pub id: String,
+    pub details: Vec<String>,
+}
+
+/// What `apply` will do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    servers: Vec<AuthorizationServer>,
+    clients: Vec<(Client, SecretUpdate, Option<String>)>,
+    delete_servers: Vec<String>,
+    delete_clients: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The plan as a diff: `+` create, `~` update (with the fields), `-` delete.
+    pub fn render(&self) -> String {
+        if self.changes.is_empty() {
+            return "No changes: the org already matches the file.\n".into();
+        }
+        let mut out = String::new();
+        for c in &self.changes {
+            let sign = match c.kind {
+                ChangeKind::Create => '+',
+                ChangeKind::Update => '~',
+                ChangeKind::Delete => '-',
+            };
+            out.push_str(&format!("{sign} {} {}\n", c.resource, c.id));
+            for d in &c.details {
+                out.push_str(&format!("    {d}\n"));
+            }
+        }
+        let count = |k: ChangeKind| self.changes.iter().filter(|c| c.kind == k).count();
+        out.push_str(&format!(
+            "Plan: {} to create, {} to update, {} to delete.\n",
+            count(ChangeKind::Create),
+            count(ChangeKind::Update),
+            count(ChangeKind::Delete)
+        ));
+        out
+    }
+}
+
+/// Compares the file with the store. With `prune`, servers and clients missing from the
+/// file are deleted; without it they are left alone.
+pub async fn plan(
+    store: &Store,
+    hasher: &SecretHasher,
+    org_id: &str,
+    doc: &OrgDocument,
+    secrets: &dyn SecretSource,
+    prune: bool,
+) -> Result<Plan, ApplyError> {
+    let current = store.load_org(org_id).await?;
+    let known: BTreeSet<String> = current.clients.iter().map(|c| c.client.client_id.clone()).collect();
+    validate::references(doc, &known).map_err(ApplyError::Invalid)?;
+
+    let mut plan = Plan::default();
+    let mut errors = Vec::new();
+    for s in &doc.authorization_servers {
+        match current.servers.iter().find(|c| c.id == s.id) {
+            None => plan.changes.push(Change {
+                kind: ChangeKind::Create,
+                resource: "authorizationServer",
+                id: s.id.clone(),
+                details: vec![],
+            }),
+            Some(old) if old != s => plan.changes.push(Change {
+                kind: ChangeKind::Update,
+                resource: "authorizationServer",
+                id: s.id.clone(),
+                details: diff::fields(old, s),
+            }),
+            Some(_) => continue,
+        }
+        plan.servers.push(s.clone());
+    }
+    for (i, c) in doc.clients.iter().enumerate() {
+        let old = current.clients.iter().find(|o| o.client.client_id == c.client_id);
+        let old_hash = old.and_then(|o| o.secret_hash.clone());
+        let (secret, generated, secret_note) = if c.token_endpoint_auth_method == AuthMethod::None {
+            match old_hash {
+                Some(_) => (SecretUpdate::Clear, None, Some("secret: removed (public client)")),
+                None => (SecretUpdate::Keep, None, None),
+            }
+        } else if let Some(var) = &c.secret_env {
+            match secrets.get(var) {
+                None => {
+                    errors.push(FileError::at_path(
+                        format!("clients[{i}].secretEnv"),
+                        format!("the environment variable {var} is not set; export it with the client's secret"),
+                    ));
+                    continue;
+                }
+                Some(v) if v.len() < MIN_SECRET_LEN => {
+                    errors.push(FileError::at_path(
+                        format!("clients[{i}].secretEnv"),
+                        format!("the secret in {var} is shorter than {MIN_SECRET_LEN} characters"),
+                    ));
+                    continue;
+                }
+                Some(v) => match old_hash {
+                    Some(h) if hasher.verify(&v, &h) => (SecretUpdate::Keep, None, None),
+                    Some(_) => (SecretUpdate::Set(hasher.hash(&v)), None, Some("secret: changed")),
+                    None => (SecretUpdate::Set(hasher.hash(&v)), None, Some("secret: set")),
+                },
+            }
+        } else if old_hash.is_some() {
+            (SecretUpdate::Keep, None, None)
+        } else {
+            let s = SecretHasher::generate_secret();
+            (SecretUpdate::Set(hasher.hash(&s)), Some(s), Some("secret: generated (printed once on apply)"))
+        };
+        let mut details = match old {
+            Some(o) if o.client != *c => diff::fields(&o.client, c),
+            _ => vec![],
+        };
+        details.extend(secret_note.map(String::from));
+        let kind = match old {
+            None => ChangeKind::Create,
+            Some(_) if !details.is_empty() => ChangeKind::Update,
+            Some(_) => continue,
+        };
+        plan.changes.push(Change { kind, resource: "client", id: c.client_id.clone(), details });
+        plan.clients.push((c.clone(), secret, generated));
+    }
+    if !errors.is_empty() {
+        return Err(ApplyError::Invalid(errors));
+    }
+    if prune {
+        for s in current.servers.iter().filter(|s| !doc.authorization_servers.iter().any(|d| d.id == s.id)) {
+            plan.changes.push(Change {
+                kind: ChangeKind::Delete,
+                resource: "authorizationServer",
+                id: s.id.clone(),
+                details: vec![],
+            });
+            plan.delete_servers.push(s.id.clone());
+        }
+        for c in current.clients.iter().filter(|c| !doc.clients.iter().any(|d| d.client_id == c.client.client_id)) {
+            plan.changes.push(Change {
+                kind: ChangeKind::Delete,
+                resource: "client",
+                id: c.client.client_id.clone(),
+                details: vec![],
+            });
+            plan.delete_clients.push(c.client.client_id.clone());
+        }
+    }
+    Ok(plan)
+}
+
+/// What `apply` did that the operator must see once: generated client secrets.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub generated_secrets: Vec<(String, String)>,
+}
+
+/// Makes the store match the plan, then gives new servers their signing keys.
+pub async fn apply(store: &Store, master: &MasterKey, org_id: &str, plan: Plan, now: i64) -> Result<Applied, ApplyError> {
+    let mut applied = Applied::default();
+    // Clients first: policies may name them.
+    for (client, secret, generated) in plan.clients {
+        store.put_client(org_id, &client, secret, now).await?;
+        if let Some(s) = generated {
+            applied.generated_secrets.push((client.client_id.clone(), s));
+        }
+    }
+    for s in &plan.servers {
+        store.put_server(org_id, s, now).await?;
+    }
+    for id in &plan.delete_servers {
+        store.delete_server(org_id, id).await?;
+    }
+    for id in &plan.delete_clients {
+        store.delete_client(org_id, id).await?;
+    }
+    keys::ensure_keys(store, master, org_id, now).await?;
+    Ok(applied)
+}
+
+/// The org's content as an org file.
+pub async fn export(store: &Store, org_id: &str) -> Result<String, ApplyError> {
+    let content = store.load_org(org_id).await?;
+    let doc = OrgDocument {
+        version: Some(1),
+        authorization_servers: content.servers,
+        clients: content.clients.into_iter().map(|c| c.client).collect(),
+    };
+    Ok(document::to_yaml(&doc))
+}

@@ -1,0 +1,229 @@
+//! Validation of an org file beyond its shape: names, uniqueness, references, expressions,
+//! lifetimes. Each problem is a [`FileError`] with the field's path; `locate` then finds
+//! the line of the nearest list item through a second, span-recording parse.
+
+use std::collections::{BTreeSet, HashSet};
+
+use portcullis_core::scope::OIDC_SCOPES;
+use portcullis_core::*;
+use portcullis_expr::Expression;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use super::document::{FileError, OrgDocument};
+use crate::token::RESERVED_CLAIMS;
+
+fn id_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn scope_ok(s: &str) -> bool {
+    portcullis_core::scope::parse_scope_param(s).map(|v| v.len() == 1 && v[0] == s).unwrap_or(false)
+}
+
+fn dupes<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    items.filter(|i| !seen.insert(*i)).collect()
+}
+
+/// Checks that need only the file.
+pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
+    let mut e = Vec::new();
+    let mut err = |path: String, msg: String| e.push(FileError::at_path(path, msg));
+    for d in dupes(doc.authorization_servers.iter().map(|s| s.id.as_str())) {
+        err("authorizationServers".into(), format!("the id '{d}' is used twice"));
+    }
+    for d in dupes(doc.clients.iter().map(|c| c.client_id.as_str())) {
+        err("clients".into(), format!("the clientId '{d}' is used twice"));
+    }
+    for (i, s) in doc.authorization_servers.iter().enumerate() {
+        let at = format!("authorizationServers[{i}]");
+        if !id_ok(&s.id) {
+            err(format!("{at}.id"), "use 1-64 letters, digits, '-', '_' or '.'".into());
+        }
+        if s.audiences.is_empty() || s.audiences.iter().any(|a| a.is_empty()) {
+            err(format!("{at}.audiences"), "give at least one non-empty audience, e.g. api://default".into());
+        }
+        for d in dupes(s.scopes.iter().map(|x| x.name.as_str())) {
+            err(format!("{at}.scopes"), format!("the scope '{d}' is defined twice"));
+        }
+        let defined: BTreeSet<&str> = s.scopes.iter().map(|x| x.name.as_str()).collect();
+        for (j, sc) in s.scopes.iter().enumerate() {
+            if !scope_ok(&sc.name) {
+                err(format!("{at}.scopes[{j}].name"), format!("'{}' is not a valid scope name (RFC 6749 §3.3)", sc.name));
+            }
+        }
+        for (j, c) in s.claims.iter().enumerate() {
+            let cat = format!("{at}.claims[{j}]");
+            if RESERVED_CLAIMS.contains(&c.name.as_str()) {
+                err(format!("{cat}.name"), format!("'{}' is a reserved claim and cannot be customised", c.name));
+            }
+            if c.name.is_empty() || c.name.len() > 128 {
+                err(format!("{cat}.name"), "give a name of 1-128 characters".into());
+            }
+            if let Err(x) = Expression::compile(&c.value) {
+                err(format!("{cat}.value"), format!("{x}"));
+            }
+            for sc in c.scopes.iter().filter(|sc| !defined.contains(sc.as_str())) {
+                err(format!("{cat}.scopes"), format!("the scope '{sc}' is not defined on this server"));
+            }
+        }
+        for d in dupes(s.claims.iter().map(|c| c.name.as_str())) {
+            if s.claims.iter().filter(|c| c.name == d).map(|c| c.token_type).collect::<HashSet<_>>().len() < 2 {
+                err(format!("{at}.claims"), format!("the claim '{d}' is defined twice for the same token type"));
+            }
+        }
+        for d in dupes(s.policies.iter().map(|p| p.name.as_str())) {
+            err(format!("{at}.policies"), format!("the policy name '{d}' is used twice"));
+        }
+        let prios: Vec<String> = s.policies.iter().map(|p| p.priority.to_string()).collect();
+        for d in dupes(prios.iter().map(String::as_str)) {
+            err(format!("{at}.policies"), format!("two policies have priority {d}; priorities must be unique"));
+        }
+        for (j, p) in s.policies.iter().enumerate() {
+            let pat = format!("{at}.policies[{j}]");
+            if p.priority == 0 {
+                err(format!("{pat}.priority"), "priorities start at 1".into());
+            }
+            for d in dupes(p.rules.iter().map(|r| r.name.as_str())) {
+                err(format!("{pat}.rules"), format!("the rule name '{d}' is used twice"));
+            }
+            for (k, r) in p.rules.iter().enumerate() {
+                let rat = format!("{pat}.rules[{k}]");
+                if r.grant_types.is_empty() {
+                    err(format!("{rat}.grantTypes"), "list at least one grant type, e.g. client_credentials".into());
+                }
+                if r.priority == 0 {
+                    err(format!("{rat}.priority"), "priorities start at 1".into());
+                }
+                if !ACCESS_TOKEN_LIFETIME_MINUTES_RANGE.contains(&r.access_token_lifetime_minutes) {
+                    err(
+                        format!("{rat}.accessTokenLifetimeMinutes"),
+                        format!(
+                            "{} is out of range; use {} to {} minutes",
+                            r.access_token_lifetime_minutes,
+                            ACCESS_TOKEN_LIFETIME_MINUTES_RANGE.start(),
+                            ACCESS_TOKEN_LIFETIME_MINUTES_RANGE.end()
+                        ),
+                    );
+                }
+                if let ScopeSelector::Only(list) = &r.scopes {
+                    for sc in list.iter().filter(|sc| !defined.contains(sc.as_str()) && !OIDC_SCOPES.contains(&sc.as_str())) {
+                        err(format!("{rat}.scopes"), format!("the scope '{sc}' is not defined on this server"));
+                    }
+                }
+            }
+        }
+    }
+    for (i, c) in doc.clients.iter().enumerate() {
+        let at = format!("clients[{i}]");
+        if !id_ok(&c.client_id) {
+            err(format!("{at}.clientId"), "use 1-64 letters, digits, '-', '_' or '.'".into());
+        }
+        let public = c.app_type.is_public();
+        match (public, c.token_endpoint_auth_method) {
+            (true, m) if m != AuthMethod::None => err(
+                format!("{at}.tokenEndpointAuthMethod"),
+                "spa and native clients are public: use none (and PKCE)".into(),
+            ),
+            (false, AuthMethod::None) => err(
+                format!("{at}.tokenEndpointAuthMethod"),
+                "web and service clients are confidential: use client_secret_basic or client_secret_post".into(),
+            ),
+            _ => {}
+        }
+        if c.grant_types.is_empty() {
+            err(format!("{at}.grantTypes"), "list at least one grant type".into());
+        }
+        if public && c.grant_types.contains(&GrantType::ClientCredentials) {
+            err(format!("{at}.grantTypes"), "public clients cannot use client_credentials".into());
+        }
+        if public && c.secret_env.is_some() {
+            err(format!("{at}.secretEnv"), "public clients have no secret".into());
+        }
+    }
+    e
+}
+
+/// Checks that need the store too: policies may name clients declared elsewhere.
+pub(crate) fn references(doc: &OrgDocument, known_clients: &BTreeSet<String>) -> Result<(), Vec<FileError>> {
+    let mut e = Vec::new();
+    for (i, s) in doc.authorization_servers.iter().enumerate() {
+        for (j, p) in s.policies.iter().enumerate() {
+            if let ClientSelector::Only(ids) = &p.clients {
+                for id in ids {
+                    if !known_clients.contains(id) && !doc.clients.iter().any(|c| &c.client_id == id) {
+                        e.push(FileError::at_path(
+                            format!("authorizationServers[{i}].policies[{j}].clients"),
+                            format!("no client '{id}' in this file or in the org"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if e.is_empty() { Ok(()) } else { Err(e) }
+}
+
+#[derive(Deserialize)]
+struct DocSpans {
+    #[serde(default, rename = "authorizationServers")]
+    servers: Vec<Spanned<ServerSpans>>,
+    #[serde(default)]
+    clients: Vec<Spanned<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct ServerSpans {
+    #[serde(default)]
+    scopes: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    claims: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    policies: Vec<Spanned<PolicySpans>>,
+}
+
+#[derive(Deserialize)]
+struct PolicySpans {
+    #[serde(default)]
+    rules: Vec<Spanned<IgnoredAny>>,
+}
+
+/// `a[1].b[2].c` -> [("a", Some(1)), ("b", Some(2)), ("c", None)]
+fn segments(path: &str) -> Vec<(&str, Option<usize>)> {
+    path.split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
+            None => (seg, None),
+        })
+        .collect()
+}
+
+/// Fills in the line of each error from the nearest list item its path names.
+pub(crate) fn locate(source: &str, errors: &mut [FileError]) {
+    let Ok(spans) = serde_saphyr::from_str::<DocSpans>(source) else { return };
+    for e in errors.iter_mut().filter(|e| e.line.is_none()) {
+        let segs = segments(&e.path);
+        let line = match segs.as_slice() {
+            [("clients", Some(i)), ..] => spans.clients.get(*i).map(|s| s.referenced.line()),
+            [("authorizationServers", Some(i)), rest @ ..] => spans.servers.get(*i).map(|s| {
+                let server_line = s.referenced.line();
+                let nested = match rest {
+                    [("scopes", Some(j)), ..] => s.value.scopes.get(*j).map(|x| x.referenced.line()),
+                    [("claims", Some(j)), ..] => s.value.claims.get(*j).map(|x| x.referenced.line()),
+                    [("policies", Some(j)), more @ ..] => s.value.policies.get(*j).map(|p| match more {
+                        [("rules", Some(k)), ..] => {
+                            p.value.rules.get(*k).map(|r| r.referenced.line()).unwrap_or(p.referenced.line())
+                        }
+                        _ => p.referenced.line(),
+                    }),
+                    _ => None,
+                };
+                nested.unwrap_or(server_line)
+            }),
+            _ => None,
+        };
+        e.line = line;
+    }
+}

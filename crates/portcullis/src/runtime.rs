@@ -1,0 +1,109 @@
+//! Wiring: open the store (migrations, default org), build the identity provider, bind,
+//! serve until told to stop. Used by `up`, `serve` and the integration tests alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, serve, view};
+use portcullis_jose::MasterKey;
+use portcullis_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::CliError;
+use crate::config::Config;
+
+/// Connects, applies pending migrations and makes sure the default org exists.
+pub async fn open_store(url: &str) -> Result<Store, CliError> {
+    let store = Store::connect(url).await.map_err(|e| {
+        CliError::new(format!("cannot open the database {}: {e}", portcullis_store::redact(url)))
+            .hint("for PostgreSQL check that it runs and the URL is right; for SQLite that the data dir is writable")
+    })?;
+    store.migrate().await?;
+    store.ensure_org(DEFAULT_ORG_ID, "Default org", clock::now()).await?;
+    Ok(store)
+}
+
+/// A running identity provider.
+pub struct IdpHandle {
+    pub addr: SocketAddr,
+    pub org_url: String,
+    pub idp: Arc<Idp>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    refresher: JoinHandle<()>,
+}
+
+impl IdpHandle {
+    /// The issuer of an authorization server.
+    pub fn issuer(&self, server: &str) -> String {
+        format!("{}/oauth2/{server}", self.org_url)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.refresher.abort();
+        self.idp.store.close().await;
+    }
+
+    /// Waits until the server stops on its own (it never does unless stopped).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// Binds `listen` and serves the identity provider from `store`.
+pub async fn start_idp(
+    cfg: &Config,
+    store: Store,
+    master: Arc<MasterKey>,
+    listener: TcpListener,
+) -> Result<IdpHandle, CliError> {
+    let addr = listener.local_addr().map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let mut settings = IdpSettings::new(cfg.org_url(addr));
+    settings.jwks_max_age_secs = cfg.idp.jwks_max_age_seconds;
+    settings.leeway_secs = cfg.idp.clock_skew_seconds;
+    let org_url = settings.org_url.clone();
+    let idp = Idp::new(store, DEFAULT_ORG_ID, settings, master).await?;
+    let refresher = view::spawn_refresher(idp.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = http::router(idp.clone());
+    let server = tokio::spawn(serve::serve(listener, app, async move {
+        let _ = rx.await;
+    }));
+    Ok(IdpHandle { addr, org_url, idp, shutdown: Some(tx), server, refresher })
+}
+
+/// Binds an address with an error that says what to do.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        CliError::new(format!("cannot listen on {addr}: {e}"))
+            .hint("another process may use the port: pick another with --idp-port (or idp.listen)")
+    })
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
