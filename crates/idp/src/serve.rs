@@ -40,6 +40,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .max_buf_size(MAX_HEAD_BYTES)
+                    .max_header_size(MAX_HEAD_BYTES / 2)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

@@ -95,9 +95,8 @@ impl Config {
                 .hint("pass an existing YAML file with --config")
         })?;
         let cfg: Config = serde_saphyr::from_str(&text).map_err(|e| {
-            let at = e.location().map(|l| format!(" line {}, column {}:", l.line(), l.column())).unwrap_or_default();
-            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
-            CliError::new(format!("{}:{at} {first}", path.display()))
+            let fe = portcullis_idp::orgfile::yaml_error(&text, &e);
+            CliError::new(format!("{}: {fe}", path.display()))
                 .hint("see the README's configuration section for every field and its default")
         })?;
         if cfg.version != 1 {

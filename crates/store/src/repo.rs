@@ -196,7 +196,7 @@ impl Store {
     async fn load_policies(&self, org_id: &str, server_id: &str) -> Result<Vec<Policy>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, name, description, priority, status, clients FROM policies \
-             WHERE org_id = $1 AND server_id = $2 ORDER BY priority, name",
+             WHERE org_id = $1 AND server_id = $2 ORDER BY position",
         )
         .bind(org_id)
         .bind(server_id)
@@ -204,7 +204,7 @@ impl Store {
         .await?;
         let rule_rows = sqlx::query(
             "SELECT policy_id, name, priority, status, grant_types, scopes, access_token_lifetime_minutes \
-             FROM policy_rules WHERE org_id = $1 AND server_id = $2 ORDER BY priority, name",
+             FROM policy_rules WHERE org_id = $1 AND server_id = $2 ORDER BY position",
         )
         .bind(org_id)
         .bind(server_id)
@@ -327,11 +327,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for p in &s.policies {
+        for (pi, p) in s.policies.iter().enumerate() {
             let pid = policy_ids.get(&p.name).cloned().unwrap_or_else(|| new_id(IdKind::Policy));
             sqlx::query(
-                "INSERT INTO policies (org_id, server_id, id, name, description, priority, status, clients) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO policies (org_id, server_id, id, position, name, description, priority, status, clients) \
+                 VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8)",
             )
             .bind(org_id)
             .bind(&s.id)
@@ -341,17 +341,18 @@ impl Store {
             .bind(p.priority as i64)
             .bind(text(&p.status))
             .bind(json(&p.clients))
+            .bind(pi as i64)
             .execute(&mut *tx)
             .await?;
-            for r in &p.rules {
+            for (ri, r) in p.rules.iter().enumerate() {
                 let rid = rule_ids
                     .get(&(pid.clone(), r.name.clone()))
                     .cloned()
                     .unwrap_or_else(|| new_id(IdKind::Rule));
                 sqlx::query(
-                    "INSERT INTO policy_rules (org_id, server_id, policy_id, id, name, priority, status, \
+                    "INSERT INTO policy_rules (org_id, server_id, policy_id, id, position, name, priority, status, \
                      grant_types, scopes, access_token_lifetime_minutes) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(org_id)
                 .bind(&s.id)
@@ -363,6 +364,7 @@ impl Store {
                 .bind(json(&r.grant_types))
                 .bind(json(&r.scopes))
                 .bind(r.access_token_lifetime_minutes as i64)
+                .bind(ri as i64)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -54,18 +54,7 @@ pub fn parse(source: &str) -> Result<OrgDocument, Vec<FileError>> {
     if source.len() > MAX_FILE_BYTES {
         return Err(vec![FileError::at_path("", "the file is larger than 4 MiB")]);
     }
-    let doc: OrgDocument = serde_saphyr::from_str(source).map_err(|e| {
-        let loc = e.location();
-        let text = e.to_string();
-        // The library's message repeats the position; keep the first line, it names the field.
-        let message = text.lines().next().unwrap_or(&text).to_owned();
-        vec![FileError {
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
-            path: String::new(),
-            message,
-        }]
-    })?;
+    let doc: OrgDocument = serde_saphyr::from_str(source).map_err(|e| vec![yaml_error(source, &e)])?;
     if let Some(v) = doc.version
         && v != 1
     {
@@ -74,6 +63,32 @@ pub fn parse(source: &str) -> Result<OrgDocument, Vec<FileError>> {
     let mut errors = super::validate::document(&doc);
     super::validate::locate(source, &mut errors);
     if errors.is_empty() { Ok(doc) } else { Err(errors) }
+}
+
+/// A YAML parse error as a [`FileError`] with its line. Errors raised by serde itself
+/// (an unknown field) carry no position; the line of the offending key is then found by
+/// looking for it as a mapping key in the source.
+pub fn yaml_error(source: &str, e: &serde_saphyr::Error) -> FileError {
+    let text = e.to_string();
+    // The library's message may repeat the position on later lines; the first names the field.
+    let message = text.lines().next().unwrap_or(&text).to_owned();
+    let (mut line, mut column) = match e.location() {
+        Some(l) => (Some(l.line()), Some(l.column())),
+        None => (None, None),
+    };
+    if line.is_none()
+        && let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
+    {
+        let key = format!("{field}:");
+        if let Some((n, l)) = source.lines().enumerate().find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.starts_with(&key)
+        }) {
+            line = Some(n as u64 + 1);
+            column = Some((l.len() - l.trim_start().trim_start_matches("- ").trim_start().len()) as u64 + 1);
+        }
+    }
+    FileError { line, column, path: String::new(), message }
 }
 
 pub(crate) fn to_yaml(doc: &OrgDocument) -> String {
