@@ -51,7 +51,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: OAuthErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), basic_challenge: false }
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(OAuthErrorCode::InvalidRequest, d)
@@ -72,7 +76,10 @@ impl OAuthError {
         Self::new(OAuthErrorCode::AccessDenied, d)
     }
     pub fn server_error() -> Self {
-        Self::new(OAuthErrorCode::ServerError, "The server could not complete the request; try again later.")
+        Self::new(
+            OAuthErrorCode::ServerError,
+            "The server could not complete the request; try again later.",
+        )
     }
     pub fn temporarily_unavailable() -> Self {
         Self::new(

@@ -78,7 +78,9 @@ impl SigningAlg {
         }
     }
     pub fn parse(s: &str) -> Option<SigningAlg> {
-        [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA].into_iter().find(|a| a.as_str() == s)
+        [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA]
+            .into_iter()
+            .find(|a| a.as_str() == s)
     }
 }
 

@@ -47,8 +47,11 @@ pub fn evaluate<'s>(
             .collect();
         rules.sort_by_key(|r| r.priority);
         for rule in rules {
-            let refused: Vec<&str> =
-                scopes.iter().filter(|s| !rule.scopes.allows(s)).map(String::as_str).collect();
+            let refused: Vec<&str> = scopes
+                .iter()
+                .filter(|s| !rule.scopes.allows(s))
+                .map(String::as_str)
+                .collect();
             if refused.is_empty() {
                 return Ok(PolicyDecision { policy, rule, scopes });
             }
@@ -72,8 +75,12 @@ fn resolve_scopes(server: &AuthorizationServer, req: &PolicyRequest<'_>) -> Resu
     let scopes: Vec<String> = match req.requested_scopes {
         Some(requested) if !requested.is_empty() => requested.to_vec(),
         _ => {
-            let defaults: Vec<String> =
-                server.scopes.iter().filter(|s| s.default).map(|s| s.name.clone()).collect();
+            let defaults: Vec<String> = server
+                .scopes
+                .iter()
+                .filter(|s| s.default)
+                .map(|s| s.name.clone())
+                .collect();
             if defaults.is_empty() {
                 return Err(OAuthError::invalid_scope(
                     "The authorization server has no default scopes: the 'scope' parameter must be provided.",
@@ -89,8 +96,11 @@ fn resolve_scopes(server: &AuthorizationServer, req: &PolicyRequest<'_>) -> Resu
             "The scope '{s}' is reserved for OpenID Connect and cannot be requested with client_credentials."
         )));
     }
-    let unknown: Vec<&str> =
-        scopes.iter().filter(|s| server.scope(s).is_none()).map(String::as_str).collect();
+    let unknown: Vec<&str> = scopes
+        .iter()
+        .filter(|s| server.scope(s).is_none())
+        .map(String::as_str)
+        .collect();
     if !unknown.is_empty() {
         return Err(OAuthError::invalid_scope(format!(
             "One or more scopes are not configured for the authorization server: {}",
@@ -160,7 +170,11 @@ mod tests {
         let s = server();
         let d = evaluate(
             &s,
-            &PolicyRequest { client_id: client, grant_type: GrantType::ClientCredentials, requested_scopes: scopes },
+            &PolicyRequest {
+                client_id: client,
+                grant_type: GrantType::ClientCredentials,
+                requested_scopes: scopes,
+            },
         )?;
         Ok((d.policy.name.clone(), d.scopes))
     }
@@ -169,7 +183,10 @@ mod tests {
     fn first_policy_by_priority_wins() {
         let w = ["write".to_string()];
         assert_eq!(ask("writer", Some(&w)).unwrap().0, "writers");
-        assert_eq!(ask("other", None).unwrap(), ("readers".into(), vec!["read".into()]));
+        assert_eq!(
+            ask("other", None).unwrap(),
+            ("readers".into(), vec!["read".into()])
+        );
     }
 
     #[test]
@@ -183,9 +200,15 @@ mod tests {
     #[test]
     fn unknown_scope_and_oidc_scope_are_invalid_scope() {
         let u = ["nope".to_string()];
-        assert_eq!(ask("other", Some(&u)).unwrap_err().code, OAuthErrorCode::InvalidScope);
+        assert_eq!(
+            ask("other", Some(&u)).unwrap_err().code,
+            OAuthErrorCode::InvalidScope
+        );
         let o = ["openid".to_string()];
-        assert_eq!(ask("other", Some(&o)).unwrap_err().code, OAuthErrorCode::InvalidScope);
+        assert_eq!(
+            ask("other", Some(&o)).unwrap_err().code,
+            OAuthErrorCode::InvalidScope
+        );
     }
 
     #[test]
@@ -193,7 +216,11 @@ mod tests {
         let s = server();
         let e = evaluate(
             &s,
-            &PolicyRequest { client_id: "x", grant_type: GrantType::AuthorizationCode, requested_scopes: None },
+            &PolicyRequest {
+                client_id: "x",
+                grant_type: GrantType::AuthorizationCode,
+                requested_scopes: None,
+            },
         )
         .unwrap_err();
         assert_eq!(e.code, OAuthErrorCode::AccessDenied);

@@ -13,7 +13,9 @@ pub fn parse_scope_param(raw: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for token in raw.split(' ').filter(|s| !s.is_empty()) {
         if token.len() > MAX_SCOPE_LEN || !token.bytes().all(is_scope_char) {
-            return Err(OAuthError::invalid_scope("The scope parameter holds a malformed scope."));
+            return Err(OAuthError::invalid_scope(
+                "The scope parameter holds a malformed scope.",
+            ));
         }
         if !scopes.iter().any(|s| s == token) {
             scopes.push(token.to_owned());
@@ -30,8 +32,15 @@ fn is_scope_char(b: u8) -> bool {
 }
 
 /// Scopes reserved by OpenID Connect, which a client acting for itself may not request.
-pub const OIDC_SCOPES: &[&str] =
-    &["openid", "profile", "email", "address", "phone", "offline_access", "device_sso"];
+pub const OIDC_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+    "device_sso",
+];
 
 #[cfg(test)]
 mod tests {

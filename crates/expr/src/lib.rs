@@ -42,7 +42,10 @@ impl Expression {
             return Err(ExprError::TooLong);
         }
         let program = cel::Program::compile(source).map_err(|e| ExprError::Parse(e.to_string()))?;
-        Ok(Expression { source: source.to_owned(), program: Arc::new(program) })
+        Ok(Expression {
+            source: source.to_owned(),
+            program: Arc::new(program),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -56,8 +59,12 @@ impl Expression {
             let v = cel::to_value(value).map_err(|e| ExprError::Eval(e.to_string()))?;
             ctx.add_variable_from_value(*name, v);
         }
-        let out = self.program.execute(&ctx).map_err(|e| ExprError::Eval(e.to_string()))?;
-        out.json().map_err(|e| ExprError::Unrepresentable(format!("{e:?}")))
+        let out = self
+            .program
+            .execute(&ctx)
+            .map_err(|e| ExprError::Eval(e.to_string()))?;
+        out.json()
+            .map_err(|e| ExprError::Unrepresentable(format!("{e:?}")))
     }
 }
 

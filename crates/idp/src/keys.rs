@@ -11,7 +11,13 @@ use crate::view::ViewError;
 /// Margin added to the longest token lifetime before a retired key is unpublished.
 const RETIRE_MARGIN_SECS: i64 = 300;
 
-fn new_key(master: &MasterKey, server_id: &str, alg: SigningAlg, status: KeyStatus, now: i64) -> Result<StoredKey, KeyError> {
+fn new_key(
+    master: &MasterKey,
+    server_id: &str,
+    alg: SigningAlg,
+    status: KeyStatus,
+    now: i64,
+) -> Result<StoredKey, KeyError> {
     let (key, pkcs8) = SigningKey::generate(alg)?;
     Ok(StoredKey {
         server_id: server_id.to_owned(),
@@ -29,13 +35,23 @@ fn new_key(master: &MasterKey, server_id: &str, alg: SigningAlg, status: KeyStat
 /// Gives every server an ACTIVE and a NEXT key of its algorithm. A server whose algorithm
 /// changed gets a new next key of the new algorithm and rotates onto it, so its old key
 /// stays published until the tokens it signed have expired.
-pub async fn ensure_keys(store: &Store, master: &MasterKey, org_id: &str, now: i64) -> Result<usize, ViewError> {
+pub async fn ensure_keys(
+    store: &Store,
+    master: &MasterKey,
+    org_id: &str,
+    now: i64,
+) -> Result<usize, ViewError> {
     let content = store.load_org(org_id).await?;
     let keys = store.signing_keys(org_id).await?;
     let mut changed = 0;
     for s in &content.servers {
-        let has = |st: KeyStatus| keys.iter().any(|k| k.server_id == s.id && k.status == st && k.alg == s.signing_alg);
-        let any_active = keys.iter().any(|k| k.server_id == s.id && k.status == KeyStatus::Active);
+        let has = |st: KeyStatus| {
+            keys.iter()
+                .any(|k| k.server_id == s.id && k.status == st && k.alg == s.signing_alg)
+        };
+        let any_active = keys
+            .iter()
+            .any(|k| k.server_id == s.id && k.status == KeyStatus::Active);
         if !any_active {
             let pair = [
                 new_key(master, &s.id, s.signing_alg, KeyStatus::Active, now)?,
@@ -52,7 +68,16 @@ pub async fn ensure_keys(store: &Store, master: &MasterKey, org_id: &str, now: i
             changed += 1;
         }
         if !has(KeyStatus::Active) {
-            rotate_to(store, master, org_id, &s.id, s.signing_alg, max_lifetime_secs(s), now).await?;
+            rotate_to(
+                store,
+                master,
+                org_id,
+                &s.id,
+                s.signing_alg,
+                max_lifetime_secs(s),
+                now,
+            )
+            .await?;
             changed += 1;
         }
     }
@@ -78,7 +103,9 @@ async fn rotate_to(
     now: i64,
 ) -> Result<(), ViewError> {
     let next = new_key(master, server_id, alg, KeyStatus::Next, now)?;
-    store.rotate_keys(org_id, server_id, &next, now + lifetime + RETIRE_MARGIN_SECS, now).await?;
+    store
+        .rotate_keys(org_id, server_id, &next, now + lifetime + RETIRE_MARGIN_SECS, now)
+        .await?;
     Ok(())
 }
 
@@ -93,7 +120,13 @@ pub struct Rotation {
 
 /// `portcullis keys rotate`: the next key starts signing, the old active key stays
 /// published until every token it signed has expired, and a new next key is published.
-pub async fn rotate(store: &Store, master: &MasterKey, org_id: &str, server_id: &str, now: i64) -> Result<Rotation, ViewError> {
+pub async fn rotate(
+    store: &Store,
+    master: &MasterKey,
+    org_id: &str,
+    server_id: &str,
+    now: i64,
+) -> Result<Rotation, ViewError> {
     ensure_keys(store, master, org_id, now).await?;
     let content = store.load_org(org_id).await?;
     let server = content
@@ -103,11 +136,22 @@ pub async fn rotate(store: &Store, master: &MasterKey, org_id: &str, server_id: 
         .ok_or_else(|| StoreError::NotFound(format!("authorization server '{server_id}'")))?;
     let before = store.signing_keys(org_id).await?;
     let kid_of = |keys: &[StoredKey], st: KeyStatus| {
-        keys.iter().find(|k| k.server_id == server_id && k.status == st).map(|k| k.kid.clone())
+        keys.iter()
+            .find(|k| k.server_id == server_id && k.status == st)
+            .map(|k| k.kid.clone())
     };
     let retired_kid = kid_of(&before, KeyStatus::Active);
     let lifetime = max_lifetime_secs(server);
-    rotate_to(store, master, org_id, server_id, server.signing_alg, lifetime, now).await?;
+    rotate_to(
+        store,
+        master,
+        org_id,
+        server_id,
+        server.signing_alg,
+        lifetime,
+        now,
+    )
+    .await?;
     let after = store.signing_keys(org_id).await?;
     Ok(Rotation {
         retired_kid,

@@ -51,7 +51,10 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         }
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within the shutdown grace period");
     }
 }

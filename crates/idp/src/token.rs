@@ -10,8 +10,31 @@ use crate::view::{ClientView, ServerView};
 
 /// Claims that custom claims may never set: the token's integrity depends on them.
 pub const RESERVED_CLAIMS: &[&str] = &[
-    "ver", "jti", "iss", "aud", "iat", "exp", "nbf", "cid", "uid", "scp", "sub", "client_id", "scope",
-    "auth_time", "amr", "nonce", "at_hash", "c_hash", "azp", "acr", "sid", "typ", "cnf", "act", "may_act",
+    "ver",
+    "jti",
+    "iss",
+    "aud",
+    "iat",
+    "exp",
+    "nbf",
+    "cid",
+    "uid",
+    "scp",
+    "sub",
+    "client_id",
+    "scope",
+    "auth_time",
+    "amr",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "acr",
+    "sid",
+    "typ",
+    "cnf",
+    "act",
+    "may_act",
 ];
 
 /// A signed access token and what the response and revocation need to know of it.
@@ -30,7 +53,10 @@ pub fn mint_client_token(
     now: i64,
 ) -> Result<MintedToken, EndpointError> {
     let signer = server.signer.as_ref().ok_or_else(|| {
-        EndpointError::Unavailable(format!("authorization server '{}' has no active signing key", server.server.id))
+        EndpointError::Unavailable(format!(
+            "authorization server '{}' has no active signing key",
+            server.server.id
+        ))
     })?;
     let jti = portcullis_core::ids::new_access_token_jti();
     let cid = &client.client.client_id;
@@ -62,7 +88,11 @@ pub fn mint_client_token(
     let jwt = signer
         .sign_jwt(JwtType::AccessToken, &claims)
         .map_err(|e| EndpointError::Internal(format!("signing failed: {e}")))?;
-    Ok(MintedToken { jwt, jti, expires_in: lifetime_secs })
+    Ok(MintedToken {
+        jwt,
+        jti,
+        expires_in: lifetime_secs,
+    })
 }
 
 /// One audience is a string (as Okta issues it); several are an array.

@@ -78,7 +78,9 @@ pub struct ViewCache {
 
 impl ViewCache {
     pub fn new(view: OrgView) -> ViewCache {
-        ViewCache { current: ArcSwap::from_pointee(view) }
+        ViewCache {
+            current: ArcSwap::from_pointee(view),
+        }
     }
     pub fn get(&self) -> Arc<OrgView> {
         self.current.load_full()
@@ -123,7 +125,10 @@ async fn load_reusing(
         }
         let jwk: Jwk = serde_json::from_str(&k.public_jwk)
             .map_err(|_| StoreError::Corrupt(format!("public key {}", k.kid)))?;
-        published.entry(k.server_id.clone()).or_default().push((k.status, jwk));
+        published
+            .entry(k.server_id.clone())
+            .or_default()
+            .push((k.status, jwk));
         if k.status == KeyStatus::Active {
             let signer = match previous.get(&k.kid) {
                 Some(s) => s.clone(),
@@ -147,7 +152,9 @@ async fn load_reusing(
             KeyStatus::Next => 1,
             KeyStatus::Retired => 2,
         });
-        let set = JwkSet { keys: keys.into_iter().map(|(_, j)| j).collect() };
+        let set = JwkSet {
+            keys: keys.into_iter().map(|(_, j)| j).collect(),
+        };
         let access_claims = compile_claims(&server, ClaimTokenType::AccessToken);
         let (openid_configuration, oauth_authorization_server) = discovery(&server, &issuer);
         servers.insert(
@@ -176,10 +183,23 @@ async fn load_reusing(
                 "type": c.client.app_type,
                 "profile": c.client.profile,
             });
-            (c.client.client_id.clone(), Arc::new(ClientView { client: c.client, secret_hash: c.secret_hash, app }))
+            (
+                c.client.client_id.clone(),
+                Arc::new(ClientView {
+                    client: c.client,
+                    secret_hash: c.secret_hash,
+                    app,
+                }),
+            )
         })
         .collect();
-    Ok(OrgView { version, servers, clients, next_key_expiry, signers })
+    Ok(OrgView {
+        version,
+        servers,
+        clients,
+        next_key_expiry,
+        signers,
+    })
 }
 
 fn compile_claims(server: &AuthorizationServer, token_type: ClaimTokenType) -> Vec<CompiledClaim> {
@@ -205,9 +225,26 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
         .filter(|s| s.metadata_publish == MetadataPublish::AllClients)
         .map(|s| s.name.as_str())
         .collect();
-    let mut claims: Vec<&str> =
-        vec!["ver", "jti", "iss", "aud", "iat", "exp", "cid", "scp", "sub", "client_id", "scope"];
-    claims.extend(server.claims.iter().filter(|c| c.status.is_active()).map(|c| c.name.as_str()));
+    let mut claims: Vec<&str> = vec![
+        "ver",
+        "jti",
+        "iss",
+        "aud",
+        "iat",
+        "exp",
+        "cid",
+        "scp",
+        "sub",
+        "client_id",
+        "scope",
+    ];
+    claims.extend(
+        server
+            .claims
+            .iter()
+            .filter(|c| c.status.is_active())
+            .map(|c| c.name.as_str()),
+    );
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     let mut doc = serde_json::json!({
         "issuer": issuer,
@@ -265,7 +302,15 @@ pub fn spawn_refresher(idp: Arc<Idp>) -> tokio::task::JoinHandle<()> {
                 }
             };
             if stale {
-                match load_reusing(&idp.store, &idp.org_id, &idp.settings, &idp.master, &current.signers).await {
+                match load_reusing(
+                    &idp.store,
+                    &idp.org_id,
+                    &idp.settings,
+                    &idp.master,
+                    &current.signers,
+                )
+                .await
+                {
                     Ok(view) => {
                         tracing::info!(version = view.version, "org reloaded");
                         idp.view.set(view);

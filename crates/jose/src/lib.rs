@@ -15,7 +15,7 @@ pub use jwk::{Jwk, JwkSet};
 pub use master::MasterKey;
 pub use secret::SecretHasher;
 pub use signer::{KeyAlg, SigningKey};
-pub use verify::{VerifyError, Verifier};
+pub use verify::{Verifier, VerifyError};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,5 +42,7 @@ pub(crate) fn b64url(bytes: &[u8]) -> String {
 /// Fills `buf` from the system CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) {
     use aws_lc_rs::rand::SecureRandom;
-    aws_lc_rs::rand::SystemRandom::new().fill(buf).expect("system random source failed");
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(buf)
+        .expect("system random source failed");
 }

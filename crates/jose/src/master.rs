@@ -32,7 +32,9 @@ impl hkdf::KeyType for Len32 {
 fn derive(prk: &hkdf::Prk, label: &'static [u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let info = [label];
-    prk.expand(&info, Len32).and_then(|okm| okm.fill(&mut out)).expect("HKDF-SHA256 expand of 32 bytes");
+    prk.expand(&info, Len32)
+        .and_then(|okm| okm.fill(&mut out))
+        .expect("HKDF-SHA256 expand of 32 bytes");
     out
 }
 
@@ -72,7 +74,11 @@ impl MasterKey {
         crate::random_bytes(&mut nonce);
         let mut in_out = plaintext.to_vec();
         self.seal
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut in_out)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut in_out,
+            )
             .expect("AES-GCM seal");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&in_out);
@@ -88,7 +94,10 @@ impl MasterKey {
         }
         let mut ct = raw.split_off(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(&raw).map_err(|_| KeyError::Unseal)?;
-        let plain = self.seal.open_in_place(nonce, Aad::from(context), &mut ct).map_err(|_| KeyError::Unseal)?;
+        let plain = self
+            .seal
+            .open_in_place(nonce, Aad::from(context), &mut ct)
+            .map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
     }
 

@@ -17,7 +17,9 @@ pub struct SecretHasher {
 
 impl SecretHasher {
     pub fn new(master: &MasterKey) -> SecretHasher {
-        SecretHasher { key: hmac::Key::new(hmac::HMAC_SHA256, master.secret_hmac_key()) }
+        SecretHasher {
+            key: hmac::Key::new(hmac::HMAC_SHA256, master.secret_hmac_key()),
+        }
     }
 
     /// A new secret: 32 random bytes, base64url (43 characters).
@@ -34,7 +36,10 @@ impl SecretHasher {
 
     /// Constant-time check of `secret` against a stored hash.
     pub fn verify(&self, secret: &str, stored: &str) -> bool {
-        let Some(tag) = stored.strip_prefix(PREFIX).and_then(|t| URL_SAFE_NO_PAD.decode(t).ok()) else {
+        let Some(tag) = stored
+            .strip_prefix(PREFIX)
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+        else {
             return false;
         };
         hmac::verify(&self.key, secret.as_bytes(), &tag).is_ok()

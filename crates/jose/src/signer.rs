@@ -35,7 +35,10 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.jwk.kid).field("alg", &self.alg).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.jwk.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -120,10 +123,18 @@ impl SigningKey {
         jwk.kid = jwk.thumbprint();
         let header = |typ: &str| {
             b64url(
-                serde_json::json!({ "alg": alg.as_str(), "kid": jwk.kid, "typ": typ }).to_string().as_bytes(),
+                serde_json::json!({ "alg": alg.as_str(), "kid": jwk.kid, "typ": typ })
+                    .to_string()
+                    .as_bytes(),
             )
         };
-        Ok(SigningKey { alg, access_token_header: header("at+jwt"), jwt_header: header("JWT"), pair, jwk })
+        Ok(SigningKey {
+            alg,
+            access_token_header: header("at+jwt"),
+            jwt_header: header("JWT"),
+            pair,
+            jwk,
+        })
     }
 
     pub fn kid(&self) -> &str {
@@ -160,8 +171,13 @@ impl SigningKey {
         match &self.pair {
             Pair::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                k.sign(
+                    &RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
             Pair::Ec(k) => k

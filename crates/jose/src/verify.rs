@@ -53,17 +53,26 @@ fn key_of(jwk: &Jwk) -> Option<(Algorithm, DecodingKey)> {
             Algorithm::ES256,
             DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok()?,
         )),
-        ("EdDSA", "OKP") => {
-            Some((Algorithm::EdDSA, DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?))
-        }
+        ("EdDSA", "OKP") => Some((
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?,
+        )),
         _ => None,
     }
 }
 
 impl Verifier {
     pub fn new(issuer: impl Into<String>, keys: &JwkSet, leeway_secs: u64) -> Verifier {
-        let keys = keys.keys.iter().filter_map(|k| Some((k.kid.clone(), key_of(k)?))).collect();
-        Verifier { issuer: issuer.into(), keys, leeway_secs }
+        let keys = keys
+            .keys
+            .iter()
+            .filter_map(|k| Some((k.kid.clone(), key_of(k)?)))
+            .collect();
+        Verifier {
+            issuer: issuer.into(),
+            keys,
+            leeway_secs,
+        }
     }
 
     /// Checks signature, `iss`, `exp` (required) and `nbf`, and returns the claims.
@@ -84,26 +93,31 @@ impl Verifier {
         v.leeway = self.leeway_secs;
         v.set_required_spec_claims(&["exp", "iss"]);
         use jsonwebtoken::errors::ErrorKind as K;
-        decode::<Map<String, Value>>(token, key, &v).map(|d| d.claims).map_err(|e| match e.kind() {
-            K::InvalidSignature => VerifyError::BadSignature,
-            K::ExpiredSignature => VerifyError::Expired,
-            K::ImmatureSignature => VerifyError::NotYetValid,
-            K::InvalidIssuer => VerifyError::WrongIssuer,
-            K::MissingRequiredClaim(_) => VerifyError::MissingClaim,
-            K::InvalidAlgorithm => VerifyError::AlgorithmMismatch,
-            _ => VerifyError::Malformed,
-        })
+        decode::<Map<String, Value>>(token, key, &v)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                K::InvalidSignature => VerifyError::BadSignature,
+                K::ExpiredSignature => VerifyError::Expired,
+                K::ImmatureSignature => VerifyError::NotYetValid,
+                K::InvalidIssuer => VerifyError::WrongIssuer,
+                K::MissingRequiredClaim(_) => VerifyError::MissingClaim,
+                K::InvalidAlgorithm => VerifyError::AlgorithmMismatch,
+                _ => VerifyError::Malformed,
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signer::{JwtType, KeyAlg};
     use crate::SigningKey;
+    use crate::signer::{JwtType, KeyAlg};
 
     fn now() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 
     #[test]
@@ -112,18 +126,29 @@ mod tests {
             let (key, pkcs8) = SigningKey::generate(alg).unwrap();
             let again = SigningKey::from_pkcs8(alg, &pkcs8).unwrap();
             assert_eq!(again.kid(), key.kid());
-            let set = JwkSet { keys: vec![key.jwk().clone()] };
+            let set = JwkSet {
+                keys: vec![key.jwk().clone()],
+            };
             let v = Verifier::new("https://iss", &set, 0);
             let t = key
-                .sign_jwt(JwtType::AccessToken, &serde_json::json!({"iss":"https://iss","exp": now() + 60}))
+                .sign_jwt(
+                    JwtType::AccessToken,
+                    &serde_json::json!({"iss":"https://iss","exp": now() + 60}),
+                )
                 .unwrap();
             assert_eq!(v.verify(&t).unwrap()["iss"], "https://iss");
             let expired = key
-                .sign_jwt(JwtType::AccessToken, &serde_json::json!({"iss":"https://iss","exp": now() - 60}))
+                .sign_jwt(
+                    JwtType::AccessToken,
+                    &serde_json::json!({"iss":"https://iss","exp": now() - 60}),
+                )
                 .unwrap();
             assert_eq!(v.verify(&expired), Err(VerifyError::Expired));
             let other = key
-                .sign_jwt(JwtType::AccessToken, &serde_json::json!({"iss":"https://x","exp": now() + 60}))
+                .sign_jwt(
+                    JwtType::AccessToken,
+                    &serde_json::json!({"iss":"https://x","exp": now() + 60}),
+                )
                 .unwrap();
             assert_eq!(v.verify(&other), Err(VerifyError::WrongIssuer));
             let mut tampered = t.clone();

@@ -100,8 +100,12 @@ impl Config {
                 .hint("see the README's configuration section for every field and its default")
         })?;
         if cfg.version != 1 {
-            return Err(CliError::new(format!("{}: version {} is not supported", path.display(), cfg.version))
-                .hint("this release reads `version: 1`"));
+            return Err(CliError::new(format!(
+                "{}: version {} is not supported",
+                path.display(),
+                cfg.version
+            ))
+            .hint("this release reads `version: 1`"));
         }
         if !(60..=86_400).contains(&cfg.idp.jwks_max_age_seconds) {
             return Err(CliError::new(format!(
@@ -110,7 +114,10 @@ impl Config {
             )));
         }
         if cfg.idp.clock_skew_seconds > 300 {
-            return Err(CliError::new(format!("{}: idp.clockSkewSeconds must be at most 300", path.display())));
+            return Err(CliError::new(format!(
+                "{}: idp.clockSkewSeconds must be at most 300",
+                path.display()
+            )));
         }
         Ok(cfg)
     }
@@ -141,10 +148,14 @@ impl Config {
             && !v.is_empty()
         {
             return MasterKey::from_encoded(&v).map_err(|e| {
-                CliError::new(format!("{ENV_MASTER_KEY}: {e}")).hint("generate one with `openssl rand -base64 32`")
+                CliError::new(format!("{ENV_MASTER_KEY}: {e}"))
+                    .hint("generate one with `openssl rand -base64 32`")
             });
         }
-        let path = self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"));
+        let path = self
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"));
         load_or_create_master_key(&path)
     }
 
@@ -159,16 +170,21 @@ pub fn sqlite_url(data_dir: &Path) -> String {
 
 pub fn create_private_dir(dir: &Path) -> Result<(), CliError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-        CliError::new(format!("cannot create the data dir {}: {e}", dir.display()))
-            .hint("choose a writable directory with --data-dir")
-    })
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            CliError::new(format!("cannot create the data dir {}: {e}", dir.display()))
+                .hint("choose a writable directory with --data-dir")
+        })
 }
 
 fn load_or_create_master_key(path: &Path) -> Result<MasterKey, CliError> {
     match std::fs::read_to_string(path) {
         Ok(text) => MasterKey::from_encoded(&text).map_err(|e| {
-            CliError::new(format!("{}: {e}", path.display())).hint("restore the original key file; keys sealed with it cannot be read otherwise")
+            CliError::new(format!("{}: {e}", path.display()))
+                .hint("restore the original key file; keys sealed with it cannot be read otherwise")
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write;
@@ -177,14 +193,25 @@ fn load_or_create_master_key(path: &Path) -> Result<MasterKey, CliError> {
                 create_private_dir(parent)?;
             }
             let (key, encoded) = MasterKey::generate();
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
-                |e| CliError::new(format!("cannot create the master key file {}: {e}", path.display())),
-            )?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "cannot create the master key file {}: {e}",
+                        path.display()
+                    ))
+                })?;
             f.write_all(format!("{encoded}\n").as_bytes())
                 .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
             tracing::info!(path = %path.display(), "generated a new master key");
             Ok(key)
         }
-        Err(e) => Err(CliError::new(format!("cannot read the master key file {}: {e}", path.display()))),
+        Err(e) => Err(CliError::new(format!(
+            "cannot read the master key file {}: {e}",
+            path.display()
+        ))),
     }
 }

@@ -36,16 +36,27 @@ pub struct DemoInfo {
 
 /// Applies the demo org on a new data dir (or when the demo client is missing) and returns
 /// the demo client's secret.
-pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path) -> Result<DemoClient, CliError> {
+pub async fn ensure_demo_org(
+    store: &Store,
+    master: &MasterKey,
+    data_dir: &Path,
+) -> Result<DemoClient, CliError> {
     let hasher = SecretHasher::new(master);
     let content = store.load_org(DEFAULT_ORG_ID).await?;
-    let existing = content.clients.iter().find(|c| c.client.client_id == DEMO_SERVICE_CLIENT);
-    let previous: Option<DemoInfo> =
-        std::fs::read(data_dir.join("demo.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let existing = content
+        .clients
+        .iter()
+        .find(|c| c.client.client_id == DEMO_SERVICE_CLIENT);
+    let previous: Option<DemoInfo> = std::fs::read(data_dir.join("demo.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
 
     if let Some(stored) = existing {
         if let Some(p) = previous.filter(|p| {
-            stored.secret_hash.as_deref().is_some_and(|h| hasher.verify(&p.service_client.client_secret, h))
+            stored
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| hasher.verify(&p.service_client.client_secret, h))
         }) {
             return Ok(p.service_client);
         }
@@ -53,14 +64,31 @@ pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path)
         // demo client gets a new one.
         let secret = SecretHasher::generate_secret();
         store
-            .put_client(DEFAULT_ORG_ID, &stored.client, SecretUpdate::Set(hasher.hash(&secret)), clock::now())
+            .put_client(
+                DEFAULT_ORG_ID,
+                &stored.client,
+                SecretUpdate::Set(hasher.hash(&secret)),
+                clock::now(),
+            )
             .await?;
         tracing::warn!("demo.json was missing or stale: the demo client got a new secret");
-        return Ok(DemoClient { client_id: DEMO_SERVICE_CLIENT.into(), client_secret: secret });
+        return Ok(DemoClient {
+            client_id: DEMO_SERVICE_CLIENT.into(),
+            client_secret: secret,
+        });
     }
 
-    let doc = orgfile::parse(DEMO_ORG).map_err(|e| CliError::new(format!("built-in demo org is invalid: {e:?}")))?;
-    let plan = orgfile::plan(store, &hasher, DEFAULT_ORG_ID, &doc, &HashMap::<String, String>::new(), false).await?;
+    let doc = orgfile::parse(DEMO_ORG)
+        .map_err(|e| CliError::new(format!("built-in demo org is invalid: {e:?}")))?;
+    let plan = orgfile::plan(
+        store,
+        &hasher,
+        DEFAULT_ORG_ID,
+        &doc,
+        &HashMap::<String, String>::new(),
+        false,
+    )
+    .await?;
     let applied = orgfile::apply(store, master, DEFAULT_ORG_ID, plan, clock::now()).await?;
     let secret = applied
         .generated_secrets
@@ -68,7 +96,10 @@ pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path)
         .find(|(id, _)| id == DEMO_SERVICE_CLIENT)
         .map(|(_, s)| s)
         .ok_or_else(|| CliError::new("the demo client was not created"))?;
-    Ok(DemoClient { client_id: DEMO_SERVICE_CLIENT.into(), client_secret: secret })
+    Ok(DemoClient {
+        client_id: DEMO_SERVICE_CLIENT.into(),
+        client_secret: secret,
+    })
 }
 
 /// Writes `demo.json` (mode 0600: it holds the demo client's secret).
@@ -85,8 +116,10 @@ pub fn write_demo_json(data_dir: &Path, info: &DemoInfo) -> Result<(), CliError>
         .open(&tmp)
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", tmp.display())))?;
     let body = serde_json::to_vec_pretty(info).unwrap_or_default();
-    f.write_all(&body).map_err(|e| CliError::new(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(&body)
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
 }
 

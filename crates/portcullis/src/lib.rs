@@ -17,7 +17,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> CliError {
-        CliError { message: message.into(), hint: None }
+        CliError {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> CliError {
         self.hint = Some(hint.into());
@@ -58,7 +61,10 @@ impl From<portcullis_idp::orgfile::ApplyError> for CliError {
         match e {
             portcullis_idp::orgfile::ApplyError::Invalid(errs) => CliError::new(format!(
                 "the org file is not valid:\n{}",
-                errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+                errs.iter()
+                    .map(|e| format!("  {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ))
             .hint("fix the fields named above and run again; `portcullis export` shows a valid file"),
             other => CliError::new(other.to_string()),

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use portcullis::CliError;
 use portcullis::config::{Config, create_private_dir};
 use portcullis::demo::{self, DemoInfo};
 use portcullis::runtime::{self, bind, open_store, shutdown_signal};
-use portcullis::CliError;
 use portcullis_idp::orgfile::{self, ProcessEnv};
 use portcullis_idp::{DEFAULT_ORG_ID, clock, keys};
 use portcullis_jose::SecretHasher;
@@ -78,7 +78,10 @@ impl StoreArgs {
     fn config(&self) -> Result<Config, CliError> {
         match &self.config {
             Some(path) => Config::load(path),
-            None => Ok(Config { data_dir: self.data_dir.clone(), ..Config::default() }),
+            None => Ok(Config {
+                data_dir: self.data_dir.clone(),
+                ..Config::default()
+            }),
         }
     }
 }
@@ -191,7 +194,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.compact().init(),
@@ -206,7 +211,10 @@ async fn run(command: Command) -> Result<(), CliError> {
             let cfg = args.config()?;
             cfg.ensure_data_dir()?;
             let store = open_store(&cfg.database_url()).await?;
-            println!("database is up to date ({})", portcullis_store::redact(&cfg.database_url()));
+            println!(
+                "database is up to date ({})",
+                portcullis_store::redact(&cfg.database_url())
+            );
             store.close().await;
             Ok(())
         }
@@ -293,7 +301,10 @@ async fn apply(args: ApplyArgs) -> Result<(), CliError> {
         CliError::new(format!(
             "{} is not a valid org file:\n{}",
             args.file.display(),
-            errs.iter().map(|e| format!("  {}: {e}", args.file.display())).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(|e| format!("  {}: {e}", args.file.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
         ))
         .hint("fix the fields named above; `portcullis export` prints a valid file to start from")
     })?;
@@ -322,9 +333,13 @@ async fn keys_command(command: KeysCommand) -> Result<(), CliError> {
             let cfg = store.config()?;
             let master = cfg.master_key()?;
             let store = open_store(&cfg.database_url()).await?;
-            let r = keys::rotate(&store, &master, DEFAULT_ORG_ID, &server, clock::now()).await.map_err(|e| {
-                CliError::from(e).hint(format!("`portcullis keys list` shows the servers; is '{server}' one of them?"))
-            })?;
+            let r = keys::rotate(&store, &master, DEFAULT_ORG_ID, &server, clock::now())
+                .await
+                .map_err(|e| {
+                    CliError::from(e).hint(format!(
+                        "`portcullis keys list` shows the servers; is '{server}' one of them?"
+                    ))
+                })?;
             println!(
                 "rotated keys of '{server}':\n  now signing  {}\n  next (published) {}\n  retired      {} (published until unix time {})",
                 r.active_kid,
@@ -338,7 +353,10 @@ async fn keys_command(command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::List { store } => {
             let cfg = store.config()?;
             let store = open_store(&cfg.database_url()).await?;
-            println!("{:<12} {:<44} {:<6} {:<8} retire_at", "server", "kid", "alg", "status");
+            println!(
+                "{:<12} {:<44} {:<6} {:<8} retire_at",
+                "server", "kid", "alg", "status"
+            );
             for k in store.signing_keys(DEFAULT_ORG_ID).await? {
                 println!(
                     "{:<12} {:<44} {:<6} {:<8} {}",
@@ -360,9 +378,14 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let issuer = args.issuer.or_else(|| demo.as_ref().map(|d| d.issuer.clone())).unwrap_or_default();
-    let client_id =
-        args.client_id.or_else(|| demo.as_ref().map(|d| d.service_client.client_id.clone())).unwrap_or_default();
+    let issuer = args
+        .issuer
+        .or_else(|| demo.as_ref().map(|d| d.issuer.clone()))
+        .unwrap_or_default();
+    let client_id = args
+        .client_id
+        .or_else(|| demo.as_ref().map(|d| d.service_client.client_id.clone()))
+        .unwrap_or_default();
     let secret = args
         .client_secret
         .or_else(|| demo.as_ref().map(|d| d.service_client.client_secret.clone()))
@@ -382,11 +405,14 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
         }
     };
     let resp = req.form(&form).send().await.map_err(|e| {
-        CliError::new(format!("cannot reach {url}: {e}")).hint("is the server running? `portcullis up` starts the sandbox")
+        CliError::new(format!("cannot reach {url}: {e}"))
+            .hint("is the server running? `portcullis up` starts the sandbox")
     })?;
     let status = resp.status();
-    let body: serde_json::Value =
-        resp.json().await.map_err(|e| CliError::new(format!("{url} answered {status} with no JSON: {e}")))?;
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::new(format!("{url} answered {status} with no JSON: {e}")))?;
     if !status.is_success() {
         return Err(CliError::new(format!(
             "{status}: {} ({})",

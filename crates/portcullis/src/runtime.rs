@@ -21,7 +21,9 @@ pub async fn open_store(url: &str) -> Result<Store, CliError> {
             .hint("for PostgreSQL check that it runs and the URL is right; for SQLite that the data dir is writable")
     })?;
     store.migrate().await?;
-    store.ensure_org(DEFAULT_ORG_ID, "Default org", clock::now()).await?;
+    store
+        .ensure_org(DEFAULT_ORG_ID, "Default org", clock::now())
+        .await?;
     Ok(store)
 }
 
@@ -64,7 +66,9 @@ pub async fn start_idp(
     master: Arc<MasterKey>,
     listener: TcpListener,
 ) -> Result<IdpHandle, CliError> {
-    let addr = listener.local_addr().map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
     let mut settings = IdpSettings::new(cfg.org_url(addr));
     settings.jwks_max_age_secs = cfg.idp.jwks_max_age_seconds;
     settings.leeway_secs = cfg.idp.clock_skew_seconds;
@@ -76,7 +80,14 @@ pub async fn start_idp(
     let server = tokio::spawn(serve::serve(listener, app, async move {
         let _ = rx.await;
     }));
-    Ok(IdpHandle { addr, org_url, idp, shutdown: Some(tx), server, refresher })
+    Ok(IdpHandle {
+        addr,
+        org_url,
+        idp,
+        shutdown: Some(tx),
+        server,
+        refresher,
+    })
 }
 
 /// Binds an address with an error that says what to do.

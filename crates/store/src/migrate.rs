@@ -16,7 +16,13 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<usize, StoreError> {
     let migrations = MIGRATIONS
         .iter()
         .map(|(version, name, sql)| {
-            Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, (*sql).into_sql(), false)
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                (*sql).into_sql(),
+                false,
+            )
         })
         .collect();
     let migrator = Migrator::with_migrations(migrations);

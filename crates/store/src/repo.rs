@@ -238,7 +238,12 @@ impl Store {
 
     /// Creates or replaces a server and all its scopes, claims, policies and rules, in one
     /// transaction. Ids of items whose names are unchanged are kept.
-    pub async fn put_server(&self, org_id: &str, s: &AuthorizationServer, now: i64) -> Result<(), StoreError> {
+    pub async fn put_server(
+        &self,
+        org_id: &str,
+        s: &AuthorizationServer,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO authorization_servers \
@@ -267,21 +272,22 @@ impl Store {
             sqlx::query(sql).bind(org_id).bind(&s.id)
         };
         let to_map = |rows: Vec<AnyRow>| -> Result<HashMap<String, String>, StoreError> {
-            rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("id")?))).collect()
+            rows.iter()
+                .map(|r| Ok((r.try_get("name")?, r.try_get("id")?)))
+                .collect()
         };
         let scope_ids = to_map(old_ids("scopes").fetch_all(&mut *tx).await?)?;
         let claim_ids = to_map(old_ids("claims").fetch_all(&mut *tx).await?)?;
         let policy_ids = to_map(old_ids("policies").fetch_all(&mut *tx).await?)?;
-        let rule_ids: HashMap<(String, String), String> = sqlx::query(
-            "SELECT policy_id, name, id FROM policy_rules WHERE org_id = $1 AND server_id = $2",
-        )
-        .bind(org_id)
-        .bind(&s.id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| Ok(((r.try_get("policy_id")?, r.try_get("name")?), r.try_get("id")?)))
-        .collect::<Result<_, StoreError>>()?;
+        let rule_ids: HashMap<(String, String), String> =
+            sqlx::query("SELECT policy_id, name, id FROM policy_rules WHERE org_id = $1 AND server_id = $2")
+                .bind(org_id)
+                .bind(&s.id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok(((r.try_get("policy_id")?, r.try_get("name")?), r.try_get("id")?)))
+                .collect::<Result<_, StoreError>>()?;
 
         for table in ["policy_rules", "policies", "claims", "scopes"] {
             let sql = match table {
@@ -290,7 +296,11 @@ impl Store {
                 "claims" => "DELETE FROM claims WHERE org_id = $1 AND server_id = $2",
                 _ => "DELETE FROM scopes WHERE org_id = $1 AND server_id = $2",
             };
-            sqlx::query(sql).bind(org_id).bind(&s.id).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(org_id)
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?;
         }
         for (i, sc) in s.scopes.iter().enumerate() {
             sqlx::query(
@@ -299,7 +309,12 @@ impl Store {
             )
             .bind(org_id)
             .bind(&s.id)
-            .bind(scope_ids.get(&sc.name).cloned().unwrap_or_else(|| new_id(IdKind::Scope)))
+            .bind(
+                scope_ids
+                    .get(&sc.name)
+                    .cloned()
+                    .unwrap_or_else(|| new_id(IdKind::Scope)),
+            )
             .bind(i as i64)
             .bind(&sc.name)
             .bind(sc.display_name.clone())
@@ -328,7 +343,10 @@ impl Store {
             .await?;
         }
         for (pi, p) in s.policies.iter().enumerate() {
-            let pid = policy_ids.get(&p.name).cloned().unwrap_or_else(|| new_id(IdKind::Policy));
+            let pid = policy_ids
+                .get(&p.name)
+                .cloned()
+                .unwrap_or_else(|| new_id(IdKind::Policy));
             sqlx::query(
                 "INSERT INTO policies (org_id, server_id, id, position, name, description, priority, status, clients) \
                  VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8)",
@@ -385,7 +403,11 @@ impl Store {
             "DELETE FROM signing_keys WHERE org_id = $1 AND server_id = $2",
             "DELETE FROM authorization_servers WHERE org_id = $1 AND id = $2",
         ] {
-            sqlx::query(sql).bind(org_id).bind(server_id).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(org_id)
+                .bind(server_id)
+                .execute(&mut *tx)
+                .await?;
         }
         bump_version(&mut tx, org_id).await?;
         tx.commit().await?;
@@ -485,7 +507,11 @@ impl Store {
             .collect()
     }
 
-    async fn insert_key_tx(tx: &mut Transaction<'_, Any>, org_id: &str, k: &StoredKey) -> Result<(), StoreError> {
+    async fn insert_key_tx(
+        tx: &mut Transaction<'_, Any>,
+        org_id: &str,
+        k: &StoredKey,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO signing_keys (org_id, server_id, kid, alg, status, sealed_private_key, public_jwk, \
              created_at, activated_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -517,7 +543,12 @@ impl Store {
     }
 
     /// Replaces whatever key waits as NEXT for a server (none, or one of an old algorithm).
-    pub async fn replace_next_key(&self, org_id: &str, server_id: &str, next: &StoredKey) -> Result<(), StoreError> {
+    pub async fn replace_next_key(
+        &self,
+        org_id: &str,
+        server_id: &str,
+        next: &StoredKey,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM signing_keys WHERE org_id = $1 AND server_id = $2 AND status = 'NEXT'")
             .bind(org_id)
@@ -604,12 +635,14 @@ impl Store {
     }
 
     pub async fn is_revoked(&self, org_id: &str, jti: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT 1 FROM revoked_tokens WHERE org_id = $1 AND jti = $2")
-            .bind(org_id)
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT 1 FROM revoked_tokens WHERE org_id = $1 AND jti = $2")
+                .bind(org_id)
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Forgets revocations of tokens that have expired.

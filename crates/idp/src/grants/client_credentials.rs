@@ -29,7 +29,8 @@ impl GrantHandler for ClientCredentials {
                 },
             )?;
             let lifetime = decision.rule.access_token_lifetime_minutes as i64 * 60;
-            let minted = token::mint_client_token(req.server, req.client, &decision.scopes, lifetime, clock::now())?;
+            let minted =
+                token::mint_client_token(req.server, req.client, &decision.scopes, lifetime, clock::now())?;
             Ok(TokenResponse {
                 token_type: "Bearer",
                 expires_in: minted.expires_in,

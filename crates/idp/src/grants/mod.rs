@@ -47,11 +47,16 @@ pub struct GrantRegistry {
 impl GrantRegistry {
     /// The grants this release supports.
     pub fn standard() -> GrantRegistry {
-        GrantRegistry { handlers: vec![Box::new(ClientCredentials)] }
+        GrantRegistry {
+            handlers: vec![Box::new(ClientCredentials)],
+        }
     }
 
     pub fn get(&self, grant: GrantType) -> Option<&dyn GrantHandler> {
-        self.handlers.iter().find(|h| h.grant_type() == grant).map(|h| h.as_ref())
+        self.handlers
+            .iter()
+            .find(|h| h.grant_type() == grant)
+            .map(|h| h.as_ref())
     }
 
     pub fn supported(&self) -> impl Iterator<Item = GrantType> + '_ {

@@ -35,7 +35,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
         let (id, secret) = text.split_once(':').ok_or(())?;
         // RFC 6749 §2.3.1: both parts are application/x-www-form-urlencoded.
         let unescape = |s: &str| -> String {
-            form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
         };
         Ok((unescape(id), unescape(secret)))
     });
@@ -60,7 +63,11 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
                     "The client_id parameter does not match the authenticated client.",
                 ));
             }
-            Ok(Presented { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic })
+            Ok(Presented {
+                client_id: id,
+                secret: Some(secret),
+                method: AuthMethod::ClientSecretBasic,
+            })
         }
         (None, Some(secret)) => match post_id {
             Some(id) if !id.is_empty() => Ok(Presented {
@@ -68,12 +75,16 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
                 secret: Some(secret.to_owned()),
                 method: AuthMethod::ClientSecretPost,
             }),
-            _ => Err(OAuthError::invalid_client("Client authentication failed: client_id is missing.")),
+            _ => Err(OAuthError::invalid_client(
+                "Client authentication failed: client_id is missing.",
+            )),
         },
         (None, None) => match post_id {
-            Some(id) if !id.is_empty() => {
-                Ok(Presented { client_id: id.to_owned(), secret: None, method: AuthMethod::None })
-            }
+            Some(id) if !id.is_empty() => Ok(Presented {
+                client_id: id.to_owned(),
+                secret: None,
+                method: AuthMethod::None,
+            }),
             _ => Err(OAuthError::invalid_client(
                 "Client authentication is required: send client_id and client_secret with HTTP Basic.",
             )),
@@ -101,12 +112,21 @@ pub fn authenticate(
     let registered = client.client.token_endpoint_auth_method;
     match (&p.secret, registered) {
         (Some(_), AuthMethod::None) => {
-            return Err(fail("Client authentication failed: this public client has no secret."));
+            return Err(fail(
+                "Client authentication failed: this public client has no secret.",
+            ));
         }
         (None, AuthMethod::None) => {}
-        (None, _) => return Err(fail("Client authentication failed: the client secret is missing.")),
+        (None, _) => {
+            return Err(fail(
+                "Client authentication failed: the client secret is missing.",
+            ));
+        }
         (Some(secret), _) => {
-            let ok = client.secret_hash.as_deref().is_some_and(|h| idp.hasher.verify(secret, h));
+            let ok = client
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| idp.hasher.verify(secret, h));
             if !ok {
                 return Err(fail("Client authentication failed."));
             }

@@ -31,7 +31,9 @@ impl Params {
     pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
         match self.get(name) {
             Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(OAuthError::invalid_request(format!("The '{name}' parameter is required."))),
+            _ => Err(OAuthError::invalid_request(format!(
+                "The '{name}' parameter is required."
+            ))),
         }
     }
 
@@ -39,7 +41,9 @@ impl Params {
         let mut out: Vec<(String, String)> = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {
             if out.len() == MAX_PARAMS {
-                return Err(OAuthError::invalid_request("The request has too many parameters."));
+                return Err(OAuthError::invalid_request(
+                    "The request has too many parameters.",
+                ));
             }
             if k.len() > 64 || v.len() > MAX_VALUE_LEN {
                 return Err(OAuthError::invalid_request(format!(
@@ -96,7 +100,12 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_bounds() {
         assert!(Params::parse(b"a=1&a=2").is_err());
-        assert_eq!(Params::parse(b"grant_type=client_credentials&scope=a+b").unwrap().get("scope"), Some("a b"));
+        assert_eq!(
+            Params::parse(b"grant_type=client_credentials&scope=a+b")
+                .unwrap()
+                .get("scope"),
+            Some("a b")
+        );
         let many: String = (0..40).map(|i| format!("p{i}=x&")).collect();
         assert!(Params::parse(many.as_bytes()).is_err());
         assert!(Params::parse(format!("t={}", "x".repeat(MAX_VALUE_LEN + 1)).as_bytes()).is_err());

@@ -52,7 +52,18 @@ pub async fn introspect(
             let mut out = Map::new();
             out.insert("active".into(), true.into());
             out.insert("token_type".into(), "Bearer".into());
-            for k in ["scope", "client_id", "sub", "exp", "iat", "nbf", "aud", "iss", "jti", "uid"] {
+            for k in [
+                "scope",
+                "client_id",
+                "sub",
+                "exp",
+                "iat",
+                "nbf",
+                "aud",
+                "iss",
+                "jti",
+                "uid",
+            ] {
                 if let Some(v) = claims.remove(k) {
                     out.insert(k.into(), v);
                 }
@@ -68,6 +79,7 @@ pub async fn introspect(
         }
     };
     let mut r = axum::Json(body).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }

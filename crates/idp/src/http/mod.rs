@@ -26,13 +26,22 @@ const MAX_SERVER_ID_LEN: usize = 64;
 /// The identity provider's routes.
 pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
-        .route("/oauth2/{server}/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/oauth2/{server}/.well-known/oauth-authorization-server", get(discovery::oauth_metadata))
+        .route(
+            "/oauth2/{server}/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/oauth2/{server}/.well-known/oauth-authorization-server",
+            get(discovery::oauth_metadata),
+        )
         .route("/oauth2/{server}/v1/keys", get(discovery::keys))
         .route("/oauth2/{server}/v1/token", post(token::token))
         .route("/oauth2/{server}/v1/introspect", post(introspect::introspect))
         .route("/oauth2/{server}/v1/revoke", post(revoke::revoke))
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
         .with_state(idp)
@@ -47,5 +56,7 @@ pub(crate) fn find_server(view: &OrgView, id: &str) -> Result<Arc<ServerView>, E
     if id.len() > MAX_SERVER_ID_LEN {
         return Err(EndpointError::ServerNotFound("(too long)".into()));
     }
-    view.server(id).cloned().ok_or_else(|| EndpointError::ServerNotFound(id.to_owned()))
+    view.server(id)
+        .cloned()
+        .ok_or_else(|| EndpointError::ServerNotFound(id.to_owned()))
 }

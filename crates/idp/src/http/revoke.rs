@@ -35,13 +35,15 @@ pub async fn revoke(
         if claims.get("cid").and_then(Value::as_str) != Some(client.client.client_id.as_str()) {
             return Err(OAuthError::unauthorized_client("The token was not issued to this client.").into());
         }
-        if let (Some(jti), Some(exp)) =
-            (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64))
-        {
+        if let (Some(jti), Some(exp)) = (
+            claims.get("jti").and_then(Value::as_str),
+            claims.get("exp").and_then(Value::as_i64),
+        ) {
             idp.store.revoke_token(&idp.org_id, jti, exp).await?;
         }
     }
     let mut r = StatusCode::OK.into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }

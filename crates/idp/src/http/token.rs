@@ -26,15 +26,17 @@ pub async fn token(
     let client = client_auth::authenticate(&idp, &view, &headers, &params)?;
 
     let grant_name = params.require("grant_type")?;
-    let handler = GrantType::parse(grant_name).and_then(|g| idp.grants.get(g)).ok_or_else(|| {
-        OAuthError::new(
-            OAuthErrorCode::UnsupportedGrantType,
-            format!(
-                "The grant type '{}' is not supported by this authorization server.",
-                grant_name.chars().take(80).collect::<String>()
-            ),
-        )
-    })?;
+    let handler = GrantType::parse(grant_name)
+        .and_then(|g| idp.grants.get(g))
+        .ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!(
+                    "The grant type '{}' is not supported by this authorization server.",
+                    grant_name.chars().take(80).collect::<String>()
+                ),
+            )
+        })?;
     let grant = handler.grant_type();
     if !client.client.grant_types.contains(&grant) {
         return Err(OAuthError::unauthorized_client(format!(
@@ -44,12 +46,24 @@ pub async fn token(
         .into());
     }
     if grant == GrantType::ClientCredentials && client.client.app_type.is_public() {
-        return Err(OAuthError::unauthorized_client("Public clients cannot use the client_credentials grant.").into());
+        return Err(OAuthError::unauthorized_client(
+            "Public clients cannot use the client_credentials grant.",
+        )
+        .into());
     }
-    let response = handler.handle(GrantRequest { idp: &idp, server: &server, client: &client, params: &params }).await?;
+    let response = handler
+        .handle(GrantRequest {
+            idp: &idp,
+            server: &server,
+            client: &client,
+            params: &params,
+        })
+        .await?;
     let mut r = axum::Json(response).into_response();
     // RFC 6749 §5.1: "Cache-Control: no-store" and "Pragma: no-cache".
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
 }

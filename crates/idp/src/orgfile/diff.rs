@@ -19,11 +19,18 @@ pub(crate) fn fields<T: Serialize>(old: &T, new: &T) -> Vec<String> {
 fn keyed(v: Value) -> Value {
     match v {
         Value::Array(items)
-            if !items.is_empty() && items.iter().all(|i| i.get("name").and_then(Value::as_str).is_some()) =>
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| i.get("name").and_then(Value::as_str).is_some()) =>
         {
             let mut m = Map::new();
             for i in items {
-                let name = i.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let name = i
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 m.insert(name, keyed(i));
             }
             Value::Object(m)
@@ -40,7 +47,11 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
             keys.sort();
             keys.dedup();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (x.get(k), y.get(k)) {
                     (Some(va), Some(vb)) => walk(&p, va, vb, out),
                     (None, Some(vb)) => out.push(format!("+ {p}: {vb}")),
@@ -64,6 +75,12 @@ mod tests {
         let a = json!({"scopes": [{"name": "a", "default": false}, {"name": "b"}], "audiences": ["x"]});
         let b = json!({"scopes": [{"name": "b"}, {"name": "a", "default": true}], "audiences": ["y"]});
         let d = fields(&a, &b);
-        assert_eq!(d, vec![r#"~ audiences: ["x"] -> ["y"]"#, "~ scopes.a.default: false -> true"]);
+        assert_eq!(
+            d,
+            vec![
+                r#"~ audiences: ["x"] -> ["y"]"#,
+                "~ scopes.a.default: false -> true"
+            ]
+        );
     }
 }

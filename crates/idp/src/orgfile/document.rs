@@ -28,7 +28,12 @@ pub struct FileError {
 
 impl FileError {
     pub fn at_path(path: impl Into<String>, message: impl Into<String>) -> FileError {
-        FileError { line: None, column: None, path: path.into(), message: message.into() }
+        FileError {
+            line: None,
+            column: None,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -58,7 +63,10 @@ pub fn parse(source: &str) -> Result<OrgDocument, Vec<FileError>> {
     if let Some(v) = doc.version
         && v != 1
     {
-        return Err(vec![FileError::at_path("version", format!("unsupported version {v}; this release reads version 1"))]);
+        return Err(vec![FileError::at_path(
+            "version",
+            format!("unsupported version {v}; this release reads version 1"),
+        )]);
     }
     let mut errors = super::validate::document(&doc);
     super::validate::locate(source, &mut errors);
@@ -77,7 +85,9 @@ pub fn yaml_error(source: &str, e: &serde_saphyr::Error) -> FileError {
         None => (None, None),
     };
     if line.is_none()
-        && let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
+        && let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
     {
         let key = format!("{field}:");
         if let Some((n, l)) = source.lines().enumerate().find(|(_, l)| {
@@ -88,7 +98,12 @@ pub fn yaml_error(source: &str, e: &serde_saphyr::Error) -> FileError {
             column = Some((l.len() - l.trim_start().trim_start_matches("- ").trim_start().len()) as u64 + 1);
         }
     }
-    FileError { line, column, path: String::new(), message }
+    FileError {
+        line,
+        column,
+        path: String::new(),
+        message,
+    }
 }
 
 pub(crate) fn to_yaml(doc: &OrgDocument) -> String {

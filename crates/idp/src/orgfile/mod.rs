@@ -125,7 +125,11 @@ pub async fn plan(
     prune: bool,
 ) -> Result<Plan, ApplyError> {
     let current = store.load_org(org_id).await?;
-    let known: BTreeSet<String> = current.clients.iter().map(|c| c.client.client_id.clone()).collect();
+    let known: BTreeSet<String> = current
+        .clients
+        .iter()
+        .map(|c| c.client.client_id.clone())
+        .collect();
     validate::references(doc, &known).map_err(ApplyError::Invalid)?;
 
     let mut plan = Plan::default();
@@ -161,7 +165,9 @@ pub async fn plan(
                 None => {
                     errors.push(FileError::at_path(
                         format!("clients[{i}].secretEnv"),
-                        format!("the environment variable {var} is not set; export it with the client's secret"),
+                        format!(
+                            "the environment variable {var} is not set; export it with the client's secret"
+                        ),
                     ));
                     continue;
                 }
@@ -182,7 +188,11 @@ pub async fn plan(
             (SecretUpdate::Keep, None, None)
         } else {
             let s = SecretHasher::generate_secret();
-            (SecretUpdate::Set(hasher.hash(&s)), Some(s), Some("secret: generated (printed once on apply)"))
+            (
+                SecretUpdate::Set(hasher.hash(&s)),
+                Some(s),
+                Some("secret: generated (printed once on apply)"),
+            )
         };
         let mut details = match old {
             Some(o) if o.client != *c => diff::fields(&o.client, c),
@@ -194,14 +204,23 @@ pub async fn plan(
             Some(_) if !details.is_empty() => ChangeKind::Update,
             Some(_) => continue,
         };
-        plan.changes.push(Change { kind, resource: "client", id: c.client_id.clone(), details });
+        plan.changes.push(Change {
+            kind,
+            resource: "client",
+            id: c.client_id.clone(),
+            details,
+        });
         plan.clients.push((c.clone(), secret, generated));
     }
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
     }
     if prune {
-        for s in current.servers.iter().filter(|s| !doc.authorization_servers.iter().any(|d| d.id == s.id)) {
+        for s in current
+            .servers
+            .iter()
+            .filter(|s| !doc.authorization_servers.iter().any(|d| d.id == s.id))
+        {
             plan.changes.push(Change {
                 kind: ChangeKind::Delete,
                 resource: "authorizationServer",
@@ -210,7 +229,11 @@ pub async fn plan(
             });
             plan.delete_servers.push(s.id.clone());
         }
-        for c in current.clients.iter().filter(|c| !doc.clients.iter().any(|d| d.client_id == c.client.client_id)) {
+        for c in current
+            .clients
+            .iter()
+            .filter(|c| !doc.clients.iter().any(|d| d.client_id == c.client.client_id))
+        {
             plan.changes.push(Change {
                 kind: ChangeKind::Delete,
                 resource: "client",
@@ -230,7 +253,13 @@ pub struct Applied {
 }
 
 /// Makes the store match the plan, then gives new servers their signing keys.
-pub async fn apply(store: &Store, master: &MasterKey, org_id: &str, plan: Plan, now: i64) -> Result<Applied, ApplyError> {
+pub async fn apply(
+    store: &Store,
+    master: &MasterKey,
+    org_id: &str,
+    plan: Plan,
+    now: i64,
+) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     // Clients first: policies may name them.
     for (client, secret, generated) in plan.clients {

@@ -15,11 +15,16 @@ use super::document::{FileError, OrgDocument};
 use crate::token::RESERVED_CLAIMS;
 
 fn id_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn scope_ok(s: &str) -> bool {
-    portcullis_core::scope::parse_scope_param(s).map(|v| v.len() == 1 && v[0] == s).unwrap_or(false)
+    portcullis_core::scope::parse_scope_param(s)
+        .map(|v| v.len() == 1 && v[0] == s)
+        .unwrap_or(false)
 }
 
 fn dupes<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -32,7 +37,10 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
     let mut e = Vec::new();
     let mut err = |path: String, msg: String| e.push(FileError::at_path(path, msg));
     for d in dupes(doc.authorization_servers.iter().map(|s| s.id.as_str())) {
-        err("authorizationServers".into(), format!("the id '{d}' is used twice"));
+        err(
+            "authorizationServers".into(),
+            format!("the id '{d}' is used twice"),
+        );
     }
     for d in dupes(doc.clients.iter().map(|c| c.client_id.as_str())) {
         err("clients".into(), format!("the clientId '{d}' is used twice"));
@@ -40,24 +48,39 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
     for (i, s) in doc.authorization_servers.iter().enumerate() {
         let at = format!("authorizationServers[{i}]");
         if !id_ok(&s.id) {
-            err(format!("{at}.id"), "use 1-64 letters, digits, '-', '_' or '.'".into());
+            err(
+                format!("{at}.id"),
+                "use 1-64 letters, digits, '-', '_' or '.'".into(),
+            );
         }
         if s.audiences.is_empty() || s.audiences.iter().any(|a| a.is_empty()) {
-            err(format!("{at}.audiences"), "give at least one non-empty audience, e.g. api://default".into());
+            err(
+                format!("{at}.audiences"),
+                "give at least one non-empty audience, e.g. api://default".into(),
+            );
         }
         for d in dupes(s.scopes.iter().map(|x| x.name.as_str())) {
-            err(format!("{at}.scopes"), format!("the scope '{d}' is defined twice"));
+            err(
+                format!("{at}.scopes"),
+                format!("the scope '{d}' is defined twice"),
+            );
         }
         let defined: BTreeSet<&str> = s.scopes.iter().map(|x| x.name.as_str()).collect();
         for (j, sc) in s.scopes.iter().enumerate() {
             if !scope_ok(&sc.name) {
-                err(format!("{at}.scopes[{j}].name"), format!("'{}' is not a valid scope name (RFC 6749 §3.3)", sc.name));
+                err(
+                    format!("{at}.scopes[{j}].name"),
+                    format!("'{}' is not a valid scope name (RFC 6749 §3.3)", sc.name),
+                );
             }
         }
         for (j, c) in s.claims.iter().enumerate() {
             let cat = format!("{at}.claims[{j}]");
             if RESERVED_CLAIMS.contains(&c.name.as_str()) {
-                err(format!("{cat}.name"), format!("'{}' is a reserved claim and cannot be customised", c.name));
+                err(
+                    format!("{cat}.name"),
+                    format!("'{}' is a reserved claim and cannot be customised", c.name),
+                );
             }
             if c.name.is_empty() || c.name.len() > 128 {
                 err(format!("{cat}.name"), "give a name of 1-128 characters".into());
@@ -66,20 +89,39 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
                 err(format!("{cat}.value"), format!("{x}"));
             }
             for sc in c.scopes.iter().filter(|sc| !defined.contains(sc.as_str())) {
-                err(format!("{cat}.scopes"), format!("the scope '{sc}' is not defined on this server"));
+                err(
+                    format!("{cat}.scopes"),
+                    format!("the scope '{sc}' is not defined on this server"),
+                );
             }
         }
         for d in dupes(s.claims.iter().map(|c| c.name.as_str())) {
-            if s.claims.iter().filter(|c| c.name == d).map(|c| c.token_type).collect::<HashSet<_>>().len() < 2 {
-                err(format!("{at}.claims"), format!("the claim '{d}' is defined twice for the same token type"));
+            if s.claims
+                .iter()
+                .filter(|c| c.name == d)
+                .map(|c| c.token_type)
+                .collect::<HashSet<_>>()
+                .len()
+                < 2
+            {
+                err(
+                    format!("{at}.claims"),
+                    format!("the claim '{d}' is defined twice for the same token type"),
+                );
             }
         }
         for d in dupes(s.policies.iter().map(|p| p.name.as_str())) {
-            err(format!("{at}.policies"), format!("the policy name '{d}' is used twice"));
+            err(
+                format!("{at}.policies"),
+                format!("the policy name '{d}' is used twice"),
+            );
         }
         let prios: Vec<String> = s.policies.iter().map(|p| p.priority.to_string()).collect();
         for d in dupes(prios.iter().map(String::as_str)) {
-            err(format!("{at}.policies"), format!("two policies have priority {d}; priorities must be unique"));
+            err(
+                format!("{at}.policies"),
+                format!("two policies have priority {d}; priorities must be unique"),
+            );
         }
         for (j, p) in s.policies.iter().enumerate() {
             let pat = format!("{at}.policies[{j}]");
@@ -87,12 +129,18 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
                 err(format!("{pat}.priority"), "priorities start at 1".into());
             }
             for d in dupes(p.rules.iter().map(|r| r.name.as_str())) {
-                err(format!("{pat}.rules"), format!("the rule name '{d}' is used twice"));
+                err(
+                    format!("{pat}.rules"),
+                    format!("the rule name '{d}' is used twice"),
+                );
             }
             for (k, r) in p.rules.iter().enumerate() {
                 let rat = format!("{pat}.rules[{k}]");
                 if r.grant_types.is_empty() {
-                    err(format!("{rat}.grantTypes"), "list at least one grant type, e.g. client_credentials".into());
+                    err(
+                        format!("{rat}.grantTypes"),
+                        "list at least one grant type, e.g. client_credentials".into(),
+                    );
                 }
                 if r.priority == 0 {
                     err(format!("{rat}.priority"), "priorities start at 1".into());
@@ -109,8 +157,14 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
                     );
                 }
                 if let ScopeSelector::Only(list) = &r.scopes {
-                    for sc in list.iter().filter(|sc| !defined.contains(sc.as_str()) && !OIDC_SCOPES.contains(&sc.as_str())) {
-                        err(format!("{rat}.scopes"), format!("the scope '{sc}' is not defined on this server"));
+                    for sc in list
+                        .iter()
+                        .filter(|sc| !defined.contains(sc.as_str()) && !OIDC_SCOPES.contains(&sc.as_str()))
+                    {
+                        err(
+                            format!("{rat}.scopes"),
+                            format!("the scope '{sc}' is not defined on this server"),
+                        );
                     }
                 }
             }
@@ -119,7 +173,10 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
     for (i, c) in doc.clients.iter().enumerate() {
         let at = format!("clients[{i}]");
         if !id_ok(&c.client_id) {
-            err(format!("{at}.clientId"), "use 1-64 letters, digits, '-', '_' or '.'".into());
+            err(
+                format!("{at}.clientId"),
+                "use 1-64 letters, digits, '-', '_' or '.'".into(),
+            );
         }
         let public = c.app_type.is_public();
         match (public, c.token_endpoint_auth_method) {
@@ -129,7 +186,8 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
             ),
             (false, AuthMethod::None) => err(
                 format!("{at}.tokenEndpointAuthMethod"),
-                "web and service clients are confidential: use client_secret_basic or client_secret_post".into(),
+                "web and service clients are confidential: use client_secret_basic or client_secret_post"
+                    .into(),
             ),
             _ => {}
         }
@@ -137,7 +195,10 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
             err(format!("{at}.grantTypes"), "list at least one grant type".into());
         }
         if public && c.grant_types.contains(&GrantType::ClientCredentials) {
-            err(format!("{at}.grantTypes"), "public clients cannot use client_credentials".into());
+            err(
+                format!("{at}.grantTypes"),
+                "public clients cannot use client_credentials".into(),
+            );
         }
         if public && c.secret_env.is_some() {
             err(format!("{at}.secretEnv"), "public clients have no secret".into());
@@ -202,7 +263,9 @@ fn segments(path: &str) -> Vec<(&str, Option<usize>)> {
 
 /// Fills in the line of each error from the nearest list item its path names.
 pub(crate) fn locate(source: &str, errors: &mut [FileError]) {
-    let Ok(spans) = serde_saphyr::from_str::<DocSpans>(source) else { return };
+    let Ok(spans) = serde_saphyr::from_str::<DocSpans>(source) else {
+        return;
+    };
     for e in errors.iter_mut().filter(|e| e.line.is_none()) {
         let segs = segments(&e.path);
         let line = match segs.as_slice() {
@@ -213,9 +276,12 @@ pub(crate) fn locate(source: &str, errors: &mut [FileError]) {
                     [("scopes", Some(j)), ..] => s.value.scopes.get(*j).map(|x| x.referenced.line()),
                     [("claims", Some(j)), ..] => s.value.claims.get(*j).map(|x| x.referenced.line()),
                     [("policies", Some(j)), more @ ..] => s.value.policies.get(*j).map(|p| match more {
-                        [("rules", Some(k)), ..] => {
-                            p.value.rules.get(*k).map(|r| r.referenced.line()).unwrap_or(p.referenced.line())
-                        }
+                        [("rules", Some(k)), ..] => p
+                            .value
+                            .rules
+                            .get(*k)
+                            .map(|r| r.referenced.line())
+                            .unwrap_or(p.referenced.line()),
                         _ => p.referenced.line(),
                     }),
                     _ => None,

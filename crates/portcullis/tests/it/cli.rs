@@ -8,7 +8,9 @@ use crate::kit::{eventually, temp_dir};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    c.env_remove("PORTCULLIS_DATABASE_URL").env_remove("PORTCULLIS_MASTER_KEY").env_remove("PORTCULLIS_DATA_DIR");
+    c.env_remove("PORTCULLIS_DATABASE_URL")
+        .env_remove("PORTCULLIS_MASTER_KEY")
+        .env_remove("PORTCULLIS_DATA_DIR");
     c
 }
 
@@ -42,7 +44,10 @@ fn start_up(dir: &Path) -> Child {
 }
 
 fn stop(mut child: Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
 }
 
@@ -50,8 +55,12 @@ async fn wait_for_demo(dir: &Path, previous: Option<&str>) -> serde_json::Value 
     let path = dir.join("demo.json");
     let mut found = serde_json::Value::Null;
     eventually("demo.json written by `up`", Duration::from_secs(30), || {
-        let v: Option<serde_json::Value> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let ready = v.as_ref().is_some_and(|v| Some(v["issuer"].as_str().unwrap_or("")) != previous);
+        let v: Option<serde_json::Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let ready = v
+            .as_ref()
+            .is_some_and(|v| Some(v["issuer"].as_str().unwrap_or("")) != previous);
         if let Some(v) = v.filter(|_| ready) {
             found = v;
         }
@@ -76,13 +85,34 @@ async fn up_serves_the_sandbox_and_restart_keeps_it() {
     for key in ["org_url", "issuer", "audience"] {
         assert!(demo[key].as_str().is_some_and(|v| !v.is_empty()), "{key}");
     }
-    let secret = demo["service_client"]["client_secret"].as_str().unwrap().to_string();
+    let secret = demo["service_client"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(demo["service_client"]["client_id"], "demo-service");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(dir.join("demo.json")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(dir.join("master.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(dir.join("demo.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
-    let out = bin().args(["token", "--scope", "products:read orders:create", "--data-dir"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["token", "--scope", "products:read orders:create", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(token.split('.').count(), 3);
@@ -94,26 +124,45 @@ async fn up_serves_the_sandbox_and_restart_keeps_it() {
     let child = start_up(&dir);
     let demo2 = wait_for_demo(&dir, Some(&issuer)).await;
     assert_eq!(demo2["service_client"]["client_secret"], secret.as_str());
-    let out = bin().args(["token", "--json", "--data-dir"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["token", "--json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["scope"], "products:read", "default scope of the demo server");
-    let kid2 = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap().kid.unwrap();
+    let kid2 = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
     assert_eq!(kid, kid2);
 
     // `keys rotate` from another process; the running server switches within seconds.
-    let out = bin().args(["keys", "rotate", "--server", "default", "--data-dir"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["keys", "rotate", "--server", "default", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    eventually("signing switches to the next key", Duration::from_secs(10), || {
-        let out = bin().args(["token", "--data-dir"]).arg(&dir).output().unwrap();
-        let t = String::from_utf8(out.stdout).unwrap();
-        let k = jsonwebtoken::decode_header(t.trim()).ok().and_then(|h| h.kid);
-        let kid = kid.clone();
-        async move { k.is_some_and(|k| k != kid) }
-    })
+    eventually(
+        "signing switches to the next key",
+        Duration::from_secs(10),
+        || {
+            let out = bin().args(["token", "--data-dir"]).arg(&dir).output().unwrap();
+            let t = String::from_utf8(out.stdout).unwrap();
+            let k = jsonwebtoken::decode_header(t.trim()).ok().and_then(|h| h.kid);
+            let kid = kid.clone();
+            async move { k.is_some_and(|k| k != kid) }
+        },
+    )
     .await;
     // A wrong secret is reported as the server said it.
-    let out = bin().args(["token", "--client-secret", "wrong-secret-value", "--data-dir"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["token", "--client-secret", "wrong-secret-value", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
     stop(child);
@@ -124,7 +173,13 @@ fn apply_reports_errors_with_lines_and_exit_code() {
     let dir = temp_dir("pc-apply");
     let file = dir.join("org.yaml");
     std::fs::write(&file, "version: 1\nclients:\n  - clientId: a\n    bogus: 1\n").unwrap();
-    let out = bin().args(["apply", "-f"]).arg(&file).arg("--data-dir").arg(dir.join("data")).output().unwrap();
+    let out = bin()
+        .args(["apply", "-f"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 4") && err.contains("bogus"), "{err}");
@@ -136,11 +191,27 @@ fn apply_reports_errors_with_lines_and_exit_code() {
     for (k, v) in crate::kit::secrets() {
         cmd.env(k, v);
     }
-    let out = cmd.args(["apply", "--dry-run", "-f"]).arg(&file).arg("--data-dir").arg(dir.join("data")).output().unwrap();
+    let out = cmd
+        .args(["apply", "--dry-run", "-f"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(plan.contains("+ authorizationServer default") && plan.contains("+ client svc-basic"), "{plan}");
-    let out = bin().args(["export", "--data-dir"]).arg(dir.join("data")).output().unwrap();
+    assert!(
+        plan.contains("+ authorizationServer default") && plan.contains("+ client svc-basic"),
+        "{plan}"
+    );
+    let out = bin()
+        .args(["export", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("svc-basic"), "dry run changed nothing");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("svc-basic"),
+        "dry run changed nothing"
+    );
 }

@@ -27,12 +27,19 @@ async fn real_client_libraries(db: Db) {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&probe.stdout);
-    assert!(probe.status.success(), "probe failed:\n{out}\n{}", String::from_utf8_lossy(&probe.stderr));
+    assert!(
+        probe.status.success(),
+        "probe failed:\n{out}\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("")).unwrap();
     assert_eq!(report["discovered_issuer"], issuer.as_str());
     assert_eq!(report["jose_verified"]["cid"], "svc-basic");
     assert_eq!(report["jose_header"]["typ"], "at+jwt");
-    assert_eq!(report["okta_verified"]["scp"], serde_json::json!(["products:read"]));
+    assert_eq!(
+        report["okta_verified"]["scp"],
+        serde_json::json!(["products:read"])
+    );
     assert_eq!(report["introspection_before"]["active"], true);
     assert_eq!(report["introspection_after"]["active"], false);
     s.stop().await;

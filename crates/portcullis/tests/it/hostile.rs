@@ -19,7 +19,10 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8], close_write: bool) -> S
 }
 
 fn status_of(resp: &str) -> u16 {
-    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 async fn malformed_requests_get_4xx(db: Db) {
@@ -29,30 +32,84 @@ async fn malformed_requests_get_4xx(db: Db) {
 
     // Oversized body.
     let big = format!("grant_type=client_credentials&scope={}", "a".repeat(64 * 1024));
-    let r = s.http.post(&url).basic_auth("svc-basic", Some(&good)).header("content-type", "application/x-www-form-urlencoded").body(big).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some(&good))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     // Not a form.
-    let r = s.http.post(&url).basic_auth("svc-basic", Some(&good)).json(&serde_json::json!({"grant_type": "client_credentials"})).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some(&good))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Repeated parameter.
-    let r = s.http.post(&url).basic_auth("svc-basic", Some(&good)).header("content-type", "application/x-www-form-urlencoded").body("grant_type=client_credentials&grant_type=client_credentials").send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some(&good))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Too many parameters, invalid UTF-8, stray bytes.
     let many: String = (0..100).map(|i| format!("p{i}=1&")).collect();
-    for body in [many.into_bytes(), b"grant_type=%ff%fe&scope=\xff\xfe".to_vec(), b"&&&===&".to_vec()] {
-        let r = s.http.post(&url).basic_auth("svc-basic", Some(&good)).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    for body in [
+        many.into_bytes(),
+        b"grant_type=%ff%fe&scope=\xff\xfe".to_vec(),
+        b"&&&===&".to_vec(),
+    ] {
+        let r = s
+            .http
+            .post(&url)
+            .basic_auth("svc-basic", Some(&good))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_client_error(), "{}", r.status());
     }
     // Malformed Basic credentials.
     for h in ["Basic !!!notbase64", "Basic Zm9v", "Basic ", "basic"] {
-        let r = s.http.post(&url).header("authorization", h).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+        let r = s
+            .http
+            .post(&url)
+            .header("authorization", h)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{h}");
     }
     // A malformed scope.
-    let r = s.http.post(&url).basic_auth("svc-basic", Some(&good)).form(&[("grant_type", "client_credentials"), ("scope", "a\"b")]).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some(&good))
+        .form(&[("grant_type", "client_credentials"), ("scope", "a\"b")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Huge server id in the path.
-    let r = s.http.get(format!("{}/oauth2/{}/v1/keys", s.base, "x".repeat(5000))).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/oauth2/{}/v1/keys", s.base, "x".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     // Wrong method.
     let r = s.http.get(&url).send().await.unwrap();
@@ -60,7 +117,10 @@ async fn malformed_requests_get_4xx(db: Db) {
 
     let addr = s.handle.addr;
     // Headers larger than the head buffer.
-    let huge = format!("GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "a".repeat(100 * 1024));
+    let huge = format!(
+        "GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
     let resp = raw(addr, huge.as_bytes(), false).await;
     let st = status_of(&resp);
     assert!(st == 431 || st == 400 || resp.is_empty(), "{st}");

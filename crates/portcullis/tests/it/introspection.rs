@@ -5,7 +5,9 @@ use crate::kit::{Db, secret, start};
 
 async fn introspection_and_revocation(db: Db) {
     let (_env, s) = start(db).await;
-    let token = s.access_token("default", Some("products:read products:write")).await;
+    let token = s
+        .access_token("default", Some("products:read products:write"))
+        .await;
 
     let i = s.introspect("default", &token).await;
     assert_eq!(i["active"], true);
@@ -29,7 +31,10 @@ async fn introspection_and_revocation(db: Db) {
         let status = r.status().as_u16();
         assert!(status == 200 || status == 400, "{status}");
         if status == 200 {
-            assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"active": false}));
+            assert_eq!(
+                r.json::<serde_json::Value>().await.unwrap(),
+                json!({"active": false})
+            );
         }
     }
     let foreign = s.access_token("edge", None).await;
@@ -51,7 +56,13 @@ async fn introspection_and_revocation(db: Db) {
     assert_eq!(s.introspect("default", &expired).await, json!({"active": false}));
 
     // Introspection needs client authentication.
-    let r = s.http.post(s.url("default", "/v1/introspect")).form(&[("token", token.as_str())]).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("default", "/v1/introspect"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // Another client cannot revoke it.

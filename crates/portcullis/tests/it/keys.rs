@@ -15,23 +15,43 @@ async fn key_rotation_and_restart(db: Db) {
     let old_token = s.access_token("default", None).await;
     let before = s.jwks("default").await;
     let old_kid = kid(&old_token);
-    let next_kid = before.keys.iter().map(|k| k.common.key_id.clone().unwrap()).find(|k| *k != old_kid).unwrap();
+    let next_kid = before
+        .keys
+        .iter()
+        .map(|k| k.common.key_id.clone().unwrap())
+        .find(|k| *k != old_kid)
+        .unwrap();
 
     // Rotate through the library, as `portcullis keys rotate` does, from "another process".
     let store = portcullis::runtime::open_store(&env.database_url).await.unwrap();
-    let r = portcullis_idp::keys::rotate(&store, &env.master, "default", "default", portcullis_idp::clock::now())
-        .await
-        .unwrap();
-    assert_eq!(r.active_kid, next_kid, "the key published ahead of use is the one that now signs");
+    let r = portcullis_idp::keys::rotate(
+        &store,
+        &env.master,
+        "default",
+        "default",
+        portcullis_idp::clock::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.active_kid, next_kid,
+        "the key published ahead of use is the one that now signs"
+    );
     store.close().await;
 
     // The running node notices within its refresh interval.
-    eventually("new tokens signed with the next key", Duration::from_secs(10), || async {
-        kid(&s.access_token("default", None).await) == next_kid
-    })
+    eventually(
+        "new tokens signed with the next key",
+        Duration::from_secs(10),
+        || async { kid(&s.access_token("default", None).await) == next_kid },
+    )
     .await;
     let after = s.jwks("default").await;
-    let kids: Vec<String> = after.keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect();
+    let kids: Vec<String> = after
+        .keys
+        .iter()
+        .map(|k| k.common.key_id.clone().unwrap())
+        .collect();
     assert_eq!(kids.len(), 3, "active, next and the retired key: {kids:?}");
     assert_eq!(kids[0], next_kid, "the signing key is listed first");
     assert!(kids.contains(&old_kid));

@@ -24,7 +24,8 @@ pub enum Db {
 }
 
 pub fn postgres_base() -> String {
-    std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -79,16 +80,27 @@ impl Env {
                 let mut conn = sqlx::PgConnection::connect(&postgres_base())
                     .await
                     .expect("PostgreSQL must run on 127.0.0.1:5432 (database `test`, trust auth)");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let sep = if postgres_base().contains('?') { '&' } else { '?' };
                 format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_base())
             }
         };
-        Env { data_dir, database_url, master: Arc::new(MasterKey::generate().0) }
+        Env {
+            data_dir,
+            database_url,
+            master: Arc::new(MasterKey::generate().0),
+        }
     }
 
     pub fn config(&self) -> Config {
-        Config { data_dir: self.data_dir.clone(), database_url: Some(self.database_url.clone()), ..Config::default() }
+        Config {
+            data_dir: self.data_dir.clone(),
+            database_url: Some(self.database_url.clone()),
+            ..Config::default()
+        }
     }
 
     /// Applies an org file with the test secrets.
@@ -96,8 +108,12 @@ impl Env {
         let store = open_store(&self.database_url).await.unwrap();
         let doc = orgfile::parse(yaml).unwrap_or_else(|e| panic!("test org invalid: {e:?}"));
         let hasher = SecretHasher::new(&self.master);
-        let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &secrets(), false).await.unwrap();
-        orgfile::apply(&store, &self.master, DEFAULT_ORG_ID, plan, clock::now()).await.unwrap();
+        let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &secrets(), false)
+            .await
+            .unwrap();
+        orgfile::apply(&store, &self.master, DEFAULT_ORG_ID, plan, clock::now())
+            .await
+            .unwrap();
         store.close().await;
     }
 
@@ -112,8 +128,14 @@ impl Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut cfg = self.config();
         cfg.idp.org_url = org_url;
-        let handle = start_idp(&cfg, store, self.master.clone(), listener).await.unwrap();
-        Server { http: reqwest::Client::new(), base: format!("http://{}", handle.addr), handle }
+        let handle = start_idp(&cfg, store, self.master.clone(), listener)
+            .await
+            .unwrap();
+        Server {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", handle.addr),
+            handle,
+        }
     }
 }
 
@@ -134,18 +156,33 @@ impl Server {
     }
 
     /// POSTs a client_credentials request with Basic auth.
-    pub async fn token_basic(&self, server: &str, id: &str, secret: &str, scope: Option<&str>) -> (u16, serde_json::Value) {
+    pub async fn token_basic(
+        &self,
+        server: &str,
+        id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(s) = scope {
             form.push(("scope", s));
         }
-        let r = self.http.post(self.url(server, "/v1/token")).basic_auth(id, Some(secret)).form(&form).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(server, "/v1/token"))
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn access_token(&self, server: &str, scope: Option<&str>) -> String {
-        let (s, body) = self.token_basic(server, "svc-basic", &secret("SVC_BASIC_SECRET"), scope).await;
+        let (s, body) = self
+            .token_basic(server, "svc-basic", &secret("SVC_BASIC_SECRET"), scope)
+            .await;
         assert_eq!(s, 200, "{body}");
         body["access_token"].as_str().unwrap().to_string()
     }
@@ -164,7 +201,14 @@ impl Server {
     }
 
     pub async fn jwks(&self, server: &str) -> jsonwebtoken::jwk::JwkSet {
-        self.http.get(self.url(server, "/v1/keys")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url(server, "/v1/keys"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn stop(self) {
@@ -207,7 +251,9 @@ pub fn verify_with_jwks(
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let kid = header.kid.expect("token carries a kid");
-    let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
+    let jwk = jwks
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut v = jsonwebtoken::Validation::new(header.alg);
     v.set_issuer(&[issuer]);

@@ -14,39 +14,69 @@ async fn apply_is_idempotent_and_exports_round_trip(db: Db) {
     let store = open_store(&env.database_url).await.unwrap();
     let hasher = SecretHasher::new(&env.master);
     let doc = orgfile::parse(ORG).unwrap();
-    let plan = orgfile::plan(&store, &hasher, "default", &doc, &secrets(), false).await.unwrap();
-    assert!(plan.is_empty(), "second apply changes nothing:\n{}", plan.render());
+    let plan = orgfile::plan(&store, &hasher, "default", &doc, &secrets(), false)
+        .await
+        .unwrap();
+    assert!(
+        plan.is_empty(),
+        "second apply changes nothing:\n{}",
+        plan.render()
+    );
 
     // Export, parse back, plan: nothing to do (secrets stay referenced by env var).
     let exported = orgfile::export(&store, "default").await.unwrap();
     assert!(!exported.contains("secret-0123"), "no secret in exports");
     assert!(exported.contains("secretEnv: SVC_BASIC_SECRET"));
-    let doc2 = orgfile::parse(&exported).unwrap_or_else(|e| panic!("export is not a valid org file: {e:?}\n{exported}"));
+    let doc2 = orgfile::parse(&exported)
+        .unwrap_or_else(|e| panic!("export is not a valid org file: {e:?}\n{exported}"));
     let by_id = |d: &orgfile::OrgDocument| {
         let mut v = d.authorization_servers.clone();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     };
     assert_eq!(by_id(&doc2), by_id(&doc));
-    let plan = orgfile::plan(&store, &hasher, "default", &doc2, &secrets(), false).await.unwrap();
+    let plan = orgfile::plan(&store, &hasher, "default", &doc2, &secrets(), false)
+        .await
+        .unwrap();
     assert!(plan.is_empty(), "{}", plan.render());
 
     // A change shows as a field-level diff; a changed secret shows without its value.
-    let changed = ORG.replacen("      - name: products:write\n", "      - name: products:write\n        description: Change products\n", 1);
+    let changed = ORG.replacen(
+        "      - name: products:write\n",
+        "      - name: products:write\n        description: Change products\n",
+        1,
+    );
     let doc3 = orgfile::parse(&changed).unwrap();
     let mut env_secrets = secrets();
     env_secrets.insert("SVC_POST_SECRET".into(), "a-brand-new-secret-for-post".into());
-    let plan = orgfile::plan(&store, &hasher, "default", &doc3, &env_secrets, false).await.unwrap();
+    let plan = orgfile::plan(&store, &hasher, "default", &doc3, &env_secrets, false)
+        .await
+        .unwrap();
     let text = plan.render();
     assert!(text.contains("~ authorizationServer default"), "{text}");
     assert!(text.contains("scopes.products:write.description"), "{text}");
-    assert!(text.contains("~ client svc-post") && text.contains("secret: changed"), "{text}");
+    assert!(
+        text.contains("~ client svc-post") && text.contains("secret: changed"),
+        "{text}"
+    );
     assert!(!text.contains("a-brand-new-secret"), "{text}");
-    assert!(text.contains("Plan: 0 to create, 2 to update, 0 to delete."), "{text}");
+    assert!(
+        text.contains("Plan: 0 to create, 2 to update, 0 to delete."),
+        "{text}"
+    );
 
     // Prune deletes what the file no longer declares.
     let only_default = "version: 1\nauthorizationServers: []\nclients: []\n";
-    let plan = orgfile::plan(&store, &hasher, "default", &orgfile::parse(only_default).unwrap(), &secrets(), true).await.unwrap();
+    let plan = orgfile::plan(
+        &store,
+        &hasher,
+        "default",
+        &orgfile::parse(only_default).unwrap(),
+        &secrets(),
+        true,
+    )
+    .await
+    .unwrap();
     assert!(plan.render().contains("- authorizationServer orders"));
     assert!(plan.render().contains("- client svc-basic"));
     store.close().await;
@@ -93,13 +123,19 @@ clients:
     let errs = orgfile::parse(bad).unwrap_err();
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     let find = |needle: &str| {
-        errs.iter().find(|e| e.to_string().contains(needle)).unwrap_or_else(|| panic!("no error about {needle}: {text:#?}"))
+        errs.iter()
+            .find(|e| e.to_string().contains(needle))
+            .unwrap_or_else(|| panic!("no error about {needle}: {text:#?}"))
     };
     assert_eq!(find("reserved claim").line, Some(9));
     assert_eq!(find("does not parse").line, Some(11));
     assert_eq!(find("'nope' is not defined").line, Some(17));
     assert_eq!(find("out of range").line, Some(17));
-    assert!(find("out of range").path.ends_with("rules[0].accessTokenLifetimeMinutes"));
+    assert!(
+        find("out of range")
+            .path
+            .ends_with("rules[0].accessTokenLifetimeMinutes")
+    );
     assert_eq!(find("public: use none").line, Some(23));
     assert_eq!(find("cannot use client_credentials").line, Some(23));
 }
@@ -119,7 +155,16 @@ async fn apply_refuses_unknown_clients_and_missing_secrets() {
         other => panic!("expected a missing secret error, got {other:?}"),
     }
     let dangling = ORG.replace("clients: [svc-basic, svc-post]", "clients: [svc-basic, ghost]");
-    match orgfile::plan(&store, &hasher, "default", &orgfile::parse(&dangling).unwrap(), &secrets(), false).await {
+    match orgfile::plan(
+        &store,
+        &hasher,
+        "default",
+        &orgfile::parse(&dangling).unwrap(),
+        &secrets(),
+        false,
+    )
+    .await
+    {
         Err(ApplyError::Invalid(e)) => assert!(e[0].to_string().contains("no client 'ghost'"), "{e:?}"),
         other => panic!("expected a dangling client error, got {other:?}"),
     }

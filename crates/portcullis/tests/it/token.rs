@@ -7,21 +7,39 @@ async fn client_credentials_with_each_auth_method(db: Db) {
     let jwks = s.jwks("default").await;
 
     // client_secret_basic
-    let (st, body) = s.token_basic("default", "svc-basic", &secret("SVC_BASIC_SECRET"), Some("products:read products:write")).await;
+    let (st, body) = s
+        .token_basic(
+            "default",
+            "svc-basic",
+            &secret("SVC_BASIC_SECRET"),
+            Some("products:read products:write"),
+        )
+        .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], "products:read products:write");
-    let claims = verify_with_jwks(body["access_token"].as_str().unwrap(), &jwks, &issuer, "api://default");
+    let claims = verify_with_jwks(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &issuer,
+        "api://default",
+    );
     assert_eq!(claims["ver"], 1);
     assert!(claims["jti"].as_str().unwrap().starts_with("AT."));
     assert_eq!(claims["cid"], "svc-basic");
     assert_eq!(claims["client_id"], "svc-basic");
     assert_eq!(claims["sub"], "svc-basic");
-    assert_eq!(claims["scp"], serde_json::json!(["products:read", "products:write"]));
+    assert_eq!(
+        claims["scp"],
+        serde_json::json!(["products:read", "products:write"])
+    );
     assert_eq!(claims["scope"], "products:read products:write");
     assert_eq!(claims["aud"], "api://default");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
     // Custom claims from the client's profile; user_roles only with the scopes it names.
     assert_eq!(claims["department_id"], "sales");
     assert_eq!(claims["user_roles"], serde_json::json!(["admin"]));
@@ -43,24 +61,48 @@ async fn client_credentials_with_each_auth_method(db: Db) {
     assert_eq!(r.headers()["pragma"], "no-cache");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["scope"], "products:read");
-    let claims = verify_with_jwks(body["access_token"].as_str().unwrap(), &jwks, &issuer, "api://default");
+    let claims = verify_with_jwks(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &issuer,
+        "api://default",
+    );
     assert_eq!(claims["cid"], "svc-post");
-    assert!(claims.get("user_roles").is_none(), "claim limited to scopes not granted");
-    assert!(claims.get("department_id").is_none(), "no profile attribute, no claim");
+    assert!(
+        claims.get("user_roles").is_none(),
+        "claim limited to scopes not granted"
+    );
+    assert!(
+        claims.get("department_id").is_none(),
+        "no profile attribute, no claim"
+    );
 
     // The reader falls through to the lower-priority policy and its shorter lifetime.
-    let (st, body) = s.token_basic("default", "svc-reader", &secret("SVC_READER_SECRET"), None).await;
+    let (st, body) = s
+        .token_basic("default", "svc-reader", &secret("SVC_READER_SECRET"), None)
+        .await;
     assert_eq!(st, 200);
     assert_eq!(body["expires_in"], 900);
 
     // ES256 and EdDSA servers; several audiences become an array.
     let t = s.access_token("orders", Some("orders:create")).await;
-    let c = verify_with_jwks(&t, &s.jwks("orders").await, &s.issuer("orders"), "api://orders-v2");
+    let c = verify_with_jwks(
+        &t,
+        &s.jwks("orders").await,
+        &s.issuer("orders"),
+        "api://orders-v2",
+    );
     assert_eq!(c["aud"], serde_json::json!(["api://orders", "api://orders-v2"]));
-    assert_eq!(jsonwebtoken::decode_header(&t).unwrap().alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
+    );
     let t = s.access_token("edge", None).await;
     verify_with_jwks(&t, &s.jwks("edge").await, &s.issuer("edge"), "api://edge");
-    assert_eq!(jsonwebtoken::decode_header(&t).unwrap().alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
     s.stop().await;
 }
 both_dbs!(client_credentials_with_each_auth_method);
@@ -80,33 +122,82 @@ async fn token_errors(db: Db) {
     let cc = [("grant_type", "client_credentials")];
 
     // Wrong secret: 401 invalid_client with a Basic challenge.
-    let r = s.http.post(&url).basic_auth("svc-basic", Some("wrong-secret")).form(&cc).send().await.unwrap();
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some("wrong-secret"))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     expect_error(r, 401, "invalid_client").await;
     // Unknown client: the same answer (no enumeration).
-    let r = s.http.post(&url).basic_auth("nobody", Some("whatever")).form(&cc).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("nobody", Some("whatever"))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
     let unknown = expect_error(r, 401, "invalid_client").await;
-    let r = s.http.post(&url).basic_auth("svc-basic", Some("wrong-secret")).form(&cc).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-basic", Some("wrong-secret"))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
     let wrong = expect_error(r, 401, "invalid_client").await;
     assert_eq!(unknown, wrong);
     // Secret over post: no Basic challenge.
     let r = s
         .http
         .post(&url)
-        .form(&[("grant_type", "client_credentials"), ("client_id", "svc-post"), ("client_secret", "nope")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "svc-post"),
+            ("client_secret", "nope"),
+        ])
         .send()
         .await
         .unwrap();
     assert!(r.headers().get("www-authenticate").is_none());
     expect_error(r, 401, "invalid_client").await;
     // Inactive client.
-    let r = s.http.post(&url).basic_auth("svc-inactive", Some(secret("SVC_INACTIVE_SECRET"))).form(&cc).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-inactive", Some(secret("SVC_INACTIVE_SECRET")))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
     let b = expect_error(r, 401, "invalid_client").await;
     assert!(b["error_description"].as_str().unwrap().contains("not active"));
     // Registered for client_secret_post but used Basic.
-    let r = s.http.post(&url).basic_auth("svc-post", Some(secret("SVC_POST_SECRET"))).form(&cc).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("svc-post", Some(secret("SVC_POST_SECRET")))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
     let b = expect_error(r, 401, "invalid_client").await;
-    assert!(b["error_description"].as_str().unwrap().contains("client_secret_post"));
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret_post")
+    );
     // Two authentication methods at once.
     let r = s
         .http
@@ -122,28 +213,55 @@ async fn token_errors(db: Db) {
     expect_error(r, 401, "invalid_client").await;
 
     let basic = |form: Vec<(&'static str, &'static str)>| {
-        s.http.post(&url).basic_auth("svc-basic", Some(secret("SVC_BASIC_SECRET"))).form(&form).send()
+        s.http
+            .post(&url)
+            .basic_auth("svc-basic", Some(secret("SVC_BASIC_SECRET")))
+            .form(&form)
+            .send()
     };
     // Unsupported grant types.
-    let r = basic(vec![("grant_type", "password"), ("username", "a"), ("password", "b")]).await.unwrap();
+    let r = basic(vec![
+        ("grant_type", "password"),
+        ("username", "a"),
+        ("password", "b"),
+    ])
+    .await
+    .unwrap();
     expect_error(r, 400, "unsupported_grant_type").await;
-    let r = basic(vec![("grant_type", "authorization_code"), ("code", "x")]).await.unwrap();
+    let r = basic(vec![("grant_type", "authorization_code"), ("code", "x")])
+        .await
+        .unwrap();
     expect_error(r, 400, "unsupported_grant_type").await;
     // Missing grant_type.
     let r = basic(vec![("scope", "products:read")]).await.unwrap();
     expect_error(r, 400, "invalid_request").await;
     // A scope the server does not define, and an OIDC scope.
-    let r = basic(vec![("grant_type", "client_credentials"), ("scope", "products:delete")]).await.unwrap();
+    let r = basic(vec![
+        ("grant_type", "client_credentials"),
+        ("scope", "products:delete"),
+    ])
+    .await
+    .unwrap();
     let b = expect_error(r, 400, "invalid_scope").await;
-    assert!(b["error_description"].as_str().unwrap().contains("products:delete"));
-    let r = basic(vec![("grant_type", "client_credentials"), ("scope", "openid")]).await.unwrap();
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("products:delete")
+    );
+    let r = basic(vec![("grant_type", "client_credentials"), ("scope", "openid")])
+        .await
+        .unwrap();
     expect_error(r, 400, "invalid_scope").await;
     // A scope the matching rule does not allow.
     let r = s
         .http
         .post(&url)
         .basic_auth("svc-reader", Some(secret("SVC_READER_SECRET")))
-        .form(&[("grant_type", "client_credentials"), ("scope", "products:read admin:full")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "products:read admin:full"),
+        ])
         .send()
         .await
         .unwrap();
@@ -159,9 +277,21 @@ async fn token_errors(db: Db) {
         .await
         .unwrap();
     let b = expect_error(r, 400, "access_denied").await;
-    assert!(b["error_description"].as_str().unwrap().contains("Policy evaluation failed"));
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Policy evaluation failed")
+    );
     // A client not allowed the grant.
-    let r = s.http.post(&url).basic_auth("web-app", Some(secret("WEB_APP_SECRET"))).form(&cc).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("web-app", Some(secret("WEB_APP_SECRET")))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 400, "unauthorized_client").await;
     s.stop().await;
 }
