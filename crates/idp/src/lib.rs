@@ -71,7 +71,14 @@ impl Idp {
         master: Arc<MasterKey>,
     ) -> Result<Arc<Idp>, view::ViewError> {
         let org_id = org_id.into();
-        keys::ensure_keys(&store, &master, &org_id, clock::now()).await?;
+        // Another node starting at the same moment may create the keys first; the unique
+        // index makes one of us fail, and a second look finds its keys.
+        if keys::ensure_keys(&store, &master, &org_id, clock::now())
+            .await
+            .is_err()
+        {
+            keys::ensure_keys(&store, &master, &org_id, clock::now()).await?;
+        }
         let loaded = view::load(&store, &org_id, &settings, &master).await?;
         let hasher = SecretHasher::new(&master);
         Ok(Arc::new(Idp {

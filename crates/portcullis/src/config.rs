@@ -36,7 +36,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdpConfig {
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// The org URL clients use, e.g. `https://login.example.com`; `PORTCULLIS_ORG_URL` wins.
     /// Defaults to `http://<listen>`.
@@ -57,6 +57,17 @@ impl Default for IdpConfig {
             clock_skew_seconds: default_skew(),
         }
     }
+}
+
+/// Parses `host:port`, with an error that names what is expected (serde's own says only
+/// "invalid socket address syntax").
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid `listen` address '{s}': use IP:PORT, e.g. 127.0.0.1:8080"
+        ))
+    })
 }
 
 fn one() -> u32 {
@@ -95,7 +106,13 @@ impl Config {
                 .hint("pass an existing YAML file with --config")
         })?;
         let cfg: Config = serde_saphyr::from_str(&text).map_err(|e| {
-            let fe = portcullis_idp::orgfile::yaml_error(&text, &e);
+            let mut fe = portcullis_idp::orgfile::yaml_error(&text, &e);
+            if fe.line.is_none()
+                && fe.message.contains("`listen`")
+                && let Some((l, c)) = portcullis_idp::orgfile::key_position(&text, "listen")
+            {
+                (fe.line, fe.column) = (Some(l), Some(c));
+            }
             CliError::new(format!("{}: {fe}", path.display()))
                 .hint("see the README's configuration section for every field and its default")
         })?;

@@ -111,6 +111,10 @@ CREATE TABLE signing_keys (
     FOREIGN KEY (org_id, server_id) REFERENCES authorization_servers(org_id, id) ON DELETE CASCADE
 );
 
+-- At most one ACTIVE and one NEXT key per server, even when nodes start at once.
+CREATE UNIQUE INDEX signing_keys_one_per_role ON signing_keys (org_id, server_id, status)
+    WHERE status IN ('ACTIVE', 'NEXT');
+
 CREATE TABLE revoked_tokens (
     org_id TEXT NOT NULL,
     jti TEXT NOT NULL,

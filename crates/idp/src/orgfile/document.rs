@@ -88,15 +88,9 @@ pub fn yaml_error(source: &str, e: &serde_saphyr::Error) -> FileError {
         && let Some(field) = message
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
+        && let Some((l, c)) = key_position(source, field)
     {
-        let key = format!("{field}:");
-        if let Some((n, l)) = source.lines().enumerate().find(|(_, l)| {
-            let t = l.trim_start().trim_start_matches("- ").trim_start();
-            t.starts_with(&key)
-        }) {
-            line = Some(n as u64 + 1);
-            column = Some((l.len() - l.trim_start().trim_start_matches("- ").trim_start().len()) as u64 + 1);
-        }
+        (line, column) = (Some(l), Some(c));
     }
     FileError {
         line,
@@ -104,6 +98,17 @@ pub fn yaml_error(source: &str, e: &serde_saphyr::Error) -> FileError {
         path: String::new(),
         message,
     }
+}
+
+/// Line and column (1-based) of the first mapping key `key:` in a YAML source, for errors
+/// that serde raises without a position.
+pub fn key_position(source: &str, key: &str) -> Option<(u64, u64)> {
+    let needle = format!("{key}:");
+    source.lines().enumerate().find_map(|(n, l)| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.starts_with(&needle)
+            .then(|| (n as u64 + 1, (l.len() - t.len()) as u64 + 1))
+    })
 }
 
 pub(crate) fn to_yaml(doc: &OrgDocument) -> String {

@@ -11,7 +11,7 @@ mod diff;
 mod document;
 mod validate;
 
-pub use document::{FileError, OrgDocument, parse, yaml_error};
+pub use document::{FileError, OrgDocument, key_position, parse, yaml_error};
 
 use std::collections::{BTreeSet, HashMap};
 

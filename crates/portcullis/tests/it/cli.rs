@@ -215,3 +215,26 @@ fn apply_reports_errors_with_lines_and_exit_code() {
         "dry run changed nothing"
     );
 }
+
+#[test]
+fn serve_rejects_a_bad_config_with_its_line() {
+    let dir = temp_dir("pc-serve");
+    let file = dir.join("portcullis.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nidp:\n  listen: 127.0.0.1:0\n  jwksMaxAge: 10\n",
+    )
+    .unwrap();
+    let out = bin().args(["serve", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4") && err.contains("jwksMaxAge"), "{err}");
+    std::fs::write(&file, "version: 1\nidp:\n  listen: not-an-address\n").unwrap();
+    let out = bin().args(["serve", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -111,6 +111,18 @@ async fn malformed_requests_get_4xx(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // Sign-in is not offered yet: a plain error, not a redirect to an unverified URI.
+    let r = s
+        .http
+        .get(s.url(
+            "default",
+            "/v1/authorize?response_type=code&client_id=x&redirect_uri=https://evil.example/cb",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
     // Wrong method.
     let r = s.http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 405);
