@@ -39,12 +39,43 @@ pub fn router(idp: Arc<Idp>) -> Router {
         .route("/oauth2/{server}/v1/introspect", post(introspect::introspect))
         .route("/oauth2/{server}/v1/revoke", post(revoke::revoke))
         .route(
+            "/oauth2/{server}/v1/authorize",
+            get(authorize_unavailable).post(authorize_unavailable),
+        )
+        .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(idp)
+}
+
+/// Interactive sign-in arrives with users; until then the endpoint says so plainly, shown
+/// to the user rather than redirected (no redirect URI can be verified: RFC 6749 §4.1.2.1).
+async fn authorize_unavailable() -> EndpointError {
+    EndpointError::OAuth(portcullis_core::OAuthError::new(
+        portcullis_core::OAuthErrorCode::InvalidRequest,
+        "Interactive sign-in (response_type=code) is not enabled on this server yet; use client_credentials.",
+    ))
+}
+
+/// One log line per request: method, path (never the query: it may carry secrets),
+/// status and latency. JSON lines with `--log-format json`.
+async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(256).collect();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+    );
+    resp
 }
 
 async fn not_found() -> Response {
