@@ -9,8 +9,11 @@
 #   ROUNDS=1 DUR=2 WARM=1 IDLE_WAIT=5 QUIET_WAIT=3 OPENSSL_SECONDS=1 bash bench/token-issuance.sh   # smoke
 #
 # Knobs (environment):
-#   PORTCULLIS_BIN    binary to measure (default target/release/portcullis, built if missing)
-#   BUILD=1           run `cargo build --release -p portcullis` first even if the binary exists
+#   PORTCULLIS_BIN    binary to measure (default target/release/portcullis, see BUILD)
+#   BUILD             unset: build when the binary is missing or older than crates/, Cargo.*;
+#                     1: always run `cargo build --release -p portcullis`; 0: never build
+#   PORTCULLIS_LOG    log filter of `serve` (default: the binary's, info = one access-log line per
+#                     request, written to the temporary serve.log); e.g. warn to measure without it
 #   PC_PORT=8180      port of Portcullis (loopback)
 #   ROUNDS DUR WARM CONN NICE IDLE_WAIT IDLE_LOAD QUIET_WAIT QUIET_MAX   passed through to bench.sh
 #   OPENSSL_SECONDS=10  seconds per openssl speed test (openssl's own default is 10)
@@ -67,9 +70,13 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
   BIN=$(readlink -f "$PORTCULLIS_BIN")
 else
   BIN=$ROOT/target/release/portcullis
-  if [ ! -x "$BIN" ] || [ "${BUILD:-0}" = 1 ]; then
-    log "building the release binary (cargo build --release -p portcullis)"
+  stale=
+  [ -x "$BIN" ] && stale=$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -type f -print -quit)
+  if [ "${BUILD:-auto}" = 1 ] || { [ "${BUILD:-auto}" != 0 ] && { [ ! -x "$BIN" ] || [ -n "$stale" ]; }; }; then
+    log "building the release binary (cargo build --release -p portcullis)${stale:+: $stale is newer}"
     (cd "$ROOT" && cargo build --release -p portcullis)
+  elif [ -n "$stale" ]; then
+    echo "warning: $stale is newer than $BIN (BUILD=0): measuring an old build" >&2
   fi
 fi
 [ -x "$BIN" ] || die "no executable portcullis at $BIN"
@@ -205,7 +212,12 @@ SMOKE=0; { [ "$ROUNDS" -lt 3 ] || [ "$DUR" -lt 10 ]; } && SMOKE=1
 mkdir -p "$ROOT/bench/results"
 OUT=$ROOT/bench/results/token-issuance-$STAMP$([ "$SMOKE" = 1 ] && echo -smoke).md
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo "+dirty")
-export SSL1 SSLN OPENSSL_MULTI OPENSSL_SECONDS SMOKE BIN_VERSION COMMIT STAMP PC_PORT
+if [ -n "${PORTCULLIS_BIN:-}" ]; then COMMIT="$COMMIT?, binary $BIN"
+elif [ -n "$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -type f -print -quit)" ]; then
+  COMMIT="$COMMIT, BINARY OLDER THAN THE SOURCES"
+fi
+LOG_FILTER=${PORTCULLIS_LOG:-default (info: access log on)}
+export SSL1 SSLN OPENSSL_MULTI OPENSSL_SECONDS SMOKE BIN_VERSION COMMIT STAMP PC_PORT LOG_FILTER
 "$PY" - "$SUMMARY" > "$OUT" <<'PY'
 import os, re, subprocess, sys
 e = os.environ
@@ -224,7 +236,7 @@ nproc = subprocess.getoutput("nproc")
 print(f"# Token issuance: client_credentials tokens/s ({e['STAMP']})\n")
 if e["SMOKE"] == "1":
     print(f"**SMOKE RUN (ROUNDS={e['ROUNDS']}, DUR={e['DUR']} s): proves the script works; not a measurement.**\n")
-print(f"{e['BIN_VERSION']} (commit {e['COMMIT']}) on 127.0.0.1:{e['PC_PORT']} vs oidc-provider on :9100; "
+print(f"{e['BIN_VERSION']} (commit {e['COMMIT']}, log filter {e['LOG_FILTER']}) on 127.0.0.1:{e['PC_PORT']} vs oidc-provider on :9100; "
       f"wrk -t1 -c{e['CONN']} -d{e['DUR']}s, {e['WARM']} s warm-up, {e['ROUNDS']} interleaved round(s), medians "
       f"(../shared/peers/bench.sh); nproc={nproc} ({cpu}). Load generator and servers share the cores.\n")
 print(f"| target | alg | tokens/s | p50 ms | p99 ms | ratio to oidc-provider | ratio to openssl RS256 sign/s ({e['OPENSSL_MULTI']} cores) | tokens/s per round | errors |")
