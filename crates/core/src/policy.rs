@@ -1,7 +1,7 @@
 //! The access-policy engine: which policy and rule govern a token request, and which
-//! scopes it grants. Okta's semantics: policies by priority (1 first), only active ones
-//! assigned to the client; inside, rules by priority whose grant types, people and scopes
-//! all match; the first match wins and nothing after it is looked at.
+//! scopes it grants. Okta's semantics: the highest-priority (1 first) active policy
+//! assigned to the client; inside it, rules by priority whose grant types, people and
+//! scopes all match; the first match wins and nothing after it is looked at.
 
 use crate::scope::OIDC_SCOPES;
 use crate::{AuthorizationServer, GrantType, OAuthError, Policy, Rule};
@@ -29,44 +29,51 @@ pub fn evaluate<'s>(
 ) -> Result<PolicyDecision<'s>, OAuthError> {
     let scopes = resolve_scopes(server, req)?;
 
-    let mut policies: Vec<&Policy> = server
+    // Only the highest-priority active policy assigned to the client is evaluated: a
+    // lower-priority policy (say, one for ALL_CLIENTS) never widens what a client's own
+    // policy allows.
+    let Some(policy) = server
         .policies
         .iter()
         .filter(|p| p.status.is_active() && p.clients.includes(req.client_id))
+        .min_by_key(|p| p.priority)
+    else {
+        return Err(no_rule());
+    };
+    let mut rules: Vec<&Rule> = policy
+        .rules
+        .iter()
+        .filter(|r| r.status.is_active() && r.grant_types.contains(&req.grant_type))
         .collect();
-    policies.sort_by_key(|p| p.priority);
+    rules.sort_by_key(|r| r.priority);
 
-    // A rule that matched on everything but scopes: if nothing else matches, the client is
-    // told which scopes are not allowed rather than a bare policy failure.
+    // A rule that matched on everything but scopes: if no rule matches, the client is told
+    // which scopes are not allowed rather than a bare policy failure.
     let mut refused_scopes: Option<Vec<&str>> = None;
-    for policy in policies {
-        let mut rules: Vec<&Rule> = policy
-            .rules
+    for rule in rules {
+        let refused: Vec<&str> = scopes
             .iter()
-            .filter(|r| r.status.is_active() && r.grant_types.contains(&req.grant_type))
+            .filter(|s| !rule.scopes.allows(s))
+            .map(String::as_str)
             .collect();
-        rules.sort_by_key(|r| r.priority);
-        for rule in rules {
-            let refused: Vec<&str> = scopes
-                .iter()
-                .filter(|s| !rule.scopes.allows(s))
-                .map(String::as_str)
-                .collect();
-            if refused.is_empty() {
-                return Ok(PolicyDecision { policy, rule, scopes });
-            }
-            refused_scopes.get_or_insert(refused);
+        if refused.is_empty() {
+            return Ok(PolicyDecision { policy, rule, scopes });
         }
+        refused_scopes.get_or_insert(refused);
     }
     match refused_scopes {
         Some(refused) => Err(OAuthError::invalid_scope(format!(
             "The requested scopes are not allowed by the access policy: {}",
             refused.join(" ")
         ))),
-        None => Err(OAuthError::access_denied(
-            "Policy evaluation failed for this request: no access policy rule allows this client and grant type.",
-        )),
+        None => Err(no_rule()),
     }
+}
+
+fn no_rule() -> OAuthError {
+    OAuthError::access_denied(
+        "Policy evaluation failed for this request: no access policy rule allows this client and grant type.",
+    )
 }
 
 /// RFC 6749 §3.3: with no `scope`, the server's default scopes apply; every requested
@@ -162,6 +169,14 @@ mod tests {
                         ScopeSelector::Only(vec!["read".into(), "write".into()]),
                     )],
                 },
+                Policy {
+                    name: "catch-all".into(),
+                    description: String::new(),
+                    priority: 3,
+                    status: Status::Active,
+                    clients: ClientSelector::default(),
+                    rules: vec![rule("anything", 1, ScopeSelector::default())],
+                },
             ],
         }
     }
@@ -186,6 +201,19 @@ mod tests {
         assert_eq!(
             ask("other", None).unwrap(),
             ("readers".into(), vec!["read".into()])
+        );
+    }
+
+    #[test]
+    fn a_lower_priority_policy_never_widens_the_clients_own() {
+        let admin = ["admin".to_string()];
+        assert_eq!(
+            ask("writer", Some(&admin)).unwrap_err().code,
+            OAuthErrorCode::InvalidScope
+        );
+        assert_eq!(
+            ask("other", Some(&admin)).unwrap_err().code,
+            OAuthErrorCode::InvalidScope
         );
     }
 

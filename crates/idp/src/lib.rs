@@ -33,8 +33,6 @@ pub struct IdpSettings {
     pub org_url: String,
     /// `Cache-Control: max-age` of the JWKS, seconds.
     pub jwks_max_age_secs: u64,
-    /// Clock skew tolerated when checking `exp`/`nbf` of tokens presented back to us.
-    pub leeway_secs: u64,
     /// How often each node checks whether the org changed (new keys, clients, policies).
     pub refresh_interval: std::time::Duration,
 }
@@ -44,7 +42,6 @@ impl IdpSettings {
         IdpSettings {
             org_url: org_url.into().trim_end_matches('/').to_owned(),
             jwks_max_age_secs: 900,
-            leeway_secs: 30,
             refresh_interval: std::time::Duration::from_secs(1),
         }
     }
@@ -73,11 +70,24 @@ impl Idp {
         let org_id = org_id.into();
         // Another node starting at the same moment may create the keys first; the unique
         // index makes one of us fail, and a second look finds its keys.
-        if keys::ensure_keys(&store, &master, &org_id, clock::now())
-            .await
-            .is_err()
+        if keys::ensure_keys(
+            &store,
+            &master,
+            &org_id,
+            clock::now(),
+            settings.jwks_max_age_secs as i64,
+        )
+        .await
+        .is_err()
         {
-            keys::ensure_keys(&store, &master, &org_id, clock::now()).await?;
+            keys::ensure_keys(
+                &store,
+                &master,
+                &org_id,
+                clock::now(),
+                settings.jwks_max_age_secs as i64,
+            )
+            .await?;
         }
         let loaded = view::load(&store, &org_id, &settings, &master).await?;
         let hasher = SecretHasher::new(&master);

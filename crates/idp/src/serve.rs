@@ -1,6 +1,6 @@
 //! Serving a router over HTTP/1.1 with the bounds a public endpoint needs: a deadline for
-//! request headers (no slowloris), a cap on the header buffer, keep-alive, and graceful
-//! shutdown that lets in-flight requests finish.
+//! request headers (no slowloris), a cap on the header buffer and on connections,
+//! keep-alive, and graceful shutdown that lets in-flight requests finish.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest buffer for a request's head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -22,7 +24,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the cap, stop accepting (new connections wait in the kernel's backlog) rather
+        // than run out of memory or file descriptors.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
@@ -45,6 +57,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(slot);
                 });
             }
             _ = &mut shutdown => break,

@@ -123,22 +123,25 @@ async fn load_reusing(
                 _ => continue,
             }
         }
-        let jwk: Jwk = serde_json::from_str(&k.public_jwk)
-            .map_err(|_| StoreError::Corrupt(format!("public key {}", k.kid)))?;
+        // Every published key is unsealed and its public half derived from the private key:
+        // a row planted in the database with a foreign public key is never published.
+        let key = match previous.get(&k.kid) {
+            Some(s) => s.clone(),
+            None => match unseal(master, org_id, k) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!(server = %k.server_id, kid = %k.kid, error = %e, "signing key skipped: it cannot be unsealed");
+                    continue;
+                }
+            },
+        };
+        signers.insert(k.kid.clone(), key.clone());
         published
             .entry(k.server_id.clone())
             .or_default()
-            .push((k.status, jwk));
+            .push((k.status, key.jwk().clone()));
         if k.status == KeyStatus::Active {
-            let signer = match previous.get(&k.kid) {
-                Some(s) => s.clone(),
-                None => {
-                    let pkcs8 = master.open(&k.sealed_private_key, &k.kid)?;
-                    Arc::new(SigningKey::from_pkcs8(k.alg, &pkcs8)?)
-                }
-            };
-            signers.insert(k.kid.clone(), signer.clone());
-            active.insert(k.server_id.clone(), signer);
+            active.insert(k.server_id.clone(), key);
         }
     }
 
@@ -160,7 +163,8 @@ async fn load_reusing(
         servers.insert(
             server.id.clone(),
             Arc::new(ServerView {
-                verifier: Verifier::new(issuer.clone(), &set, settings.leeway_secs),
+                // Our own tokens: no clock-skew leeway on `exp`, and only access tokens.
+                verifier: Verifier::new(issuer.clone(), &set, 0).with_typ("at+jwt"),
                 jwks_json: serde_json::to_string(&set).unwrap_or_else(|_| "{\"keys\":[]}".into()),
                 signer: active.get(&server.id).cloned(),
                 access_claims,
@@ -200,6 +204,18 @@ async fn load_reusing(
         next_key_expiry,
         signers,
     })
+}
+
+fn unseal(master: &MasterKey, org_id: &str, k: &portcullis_store::StoredKey) -> Result<SigningKey, KeyError> {
+    let pkcs8 = master.open(
+        &k.sealed_private_key,
+        &crate::keys::seal_context(org_id, &k.server_id, &k.kid, k.alg),
+    )?;
+    let key = SigningKey::from_pkcs8(k.alg, &pkcs8)?;
+    if key.kid() != k.kid {
+        return Err(KeyError::Parse("key whose id does not match its record"));
+    }
+    Ok(key)
 }
 
 fn compile_claims(server: &AuthorizationServer, token_type: ClaimTokenType) -> Vec<CompiledClaim> {
@@ -264,7 +280,6 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": [server.signing_alg.as_str()],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "request_parameter_supported": false,
     });
     let oauth = doc.to_string();
@@ -274,6 +289,12 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
     (doc.to_string(), oauth)
 }
 
+/// How often each node checks whether a key is due to be promoted.
+const KEY_CHECK_INTERVAL_SECS: i64 = 60;
+
+/// Revocations are kept this long past the token's expiry.
+const REVOCATION_PURGE_MARGIN_SECS: i64 = 600;
+
 /// Keeps `idp.view` current: reloads when the org's version changes or a retired key's
 /// publication ends, and now and then purges expired revocations and keys.
 pub fn spawn_refresher(idp: Arc<Idp>) -> tokio::task::JoinHandle<()> {
@@ -281,12 +302,24 @@ pub fn spawn_refresher(idp: Arc<Idp>) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(idp.settings.refresh_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_purge = 0i64;
+        let mut last_key_check = clock::now();
         loop {
             tick.tick().await;
             let now = clock::now();
+            // A server whose algorithm changed switches to its new key once that key has
+            // been published for the JWKS max-age; every node checks now and then.
+            if now - last_key_check >= KEY_CHECK_INTERVAL_SECS {
+                last_key_check = now;
+                let ahead = idp.settings.jwks_max_age_secs as i64;
+                if let Err(e) =
+                    crate::keys::ensure_keys(&idp.store, &idp.master, &idp.org_id, now, ahead).await
+                {
+                    tracing::warn!(error = %e, "could not check the signing keys");
+                }
+            }
             if now - last_purge >= 600 {
                 last_purge = now;
-                if let Err(e) = idp.store.purge_revoked(now).await {
+                if let Err(e) = idp.store.purge_revoked(now, REVOCATION_PURGE_MARGIN_SECS).await {
                     tracing::warn!(error = %e, "could not purge expired revocations");
                 }
                 if let Err(e) = idp.store.delete_expired_keys(&idp.org_id, now).await {

@@ -14,6 +14,7 @@ const SEAL_VERSION: &str = "v1";
 pub struct MasterKey {
     seal: LessSafeKey,
     secret_hmac: [u8; 32],
+    check: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -64,8 +65,13 @@ impl MasterKey {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis master key").extract(raw);
         let seal_key = derive(&prk, b"seal private keys v1");
         let secret_hmac = derive(&prk, b"client secret hmac v1");
+        let check = derive(&prk, b"key check v1");
         let seal = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &seal_key).expect("32-byte AES key"));
-        MasterKey { seal, secret_hmac }
+        MasterKey {
+            seal,
+            secret_hmac,
+            check,
+        }
     }
 
     /// Encrypts `plaintext` bound to `context` (e.g. the key id): `v1.<base64url(nonce|ct|tag)>`.
@@ -99,6 +105,12 @@ impl MasterKey {
             .open_in_place(nonce, Aad::from(context), &mut ct)
             .map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
+    }
+
+    /// A value that identifies this master key without revealing it (a derived key that is
+    /// used for nothing else), to detect a node started with the wrong key.
+    pub fn fingerprint(&self) -> String {
+        format!("v1.{}", URL_SAFE_NO_PAD.encode(self.check))
     }
 
     pub(crate) fn secret_hmac_key(&self) -> &[u8; 32] {

@@ -34,6 +34,8 @@ pub enum VerifyError {
     WrongIssuer,
     #[error("the token lacks a required claim")]
     MissingClaim,
+    #[error("the token is not of the expected type")]
+    WrongType,
 }
 
 /// Verifies tokens of one issuer against its published keys.
@@ -41,6 +43,7 @@ pub struct Verifier {
     issuer: String,
     keys: HashMap<String, (Algorithm, DecodingKey)>,
     leeway_secs: u64,
+    typ: Option<&'static str>,
 }
 
 fn key_of(jwk: &Jwk) -> Option<(Algorithm, DecodingKey)> {
@@ -72,7 +75,15 @@ impl Verifier {
             issuer: issuer.into(),
             keys,
             leeway_secs,
+            typ: None,
         }
+    }
+
+    /// Requires the header's `typ` (e.g. `at+jwt`, RFC 9068 §4), so that an ID token signed
+    /// with the same keys is never taken for an access token.
+    pub fn with_typ(mut self, typ: &'static str) -> Verifier {
+        self.typ = Some(typ);
+        self
     }
 
     /// Checks signature, `iss`, `exp` (required) and `nbf`, and returns the claims.
@@ -85,6 +96,11 @@ impl Verifier {
         let (alg, key) = self.keys.get(kid).ok_or(VerifyError::UnknownKey)?;
         if header.alg != *alg {
             return Err(VerifyError::AlgorithmMismatch);
+        }
+        if let Some(typ) = self.typ
+            && !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ))
+        {
+            return Err(VerifyError::WrongType);
         }
         let mut v = Validation::new(*alg);
         v.set_issuer(&[&self.issuer]);

@@ -44,8 +44,6 @@ pub struct IdpConfig {
     pub org_url: Option<String>,
     #[serde(default = "default_jwks_max_age")]
     pub jwks_max_age_seconds: u64,
-    #[serde(default = "default_skew")]
-    pub clock_skew_seconds: u64,
 }
 
 impl Default for IdpConfig {
@@ -54,7 +52,6 @@ impl Default for IdpConfig {
             listen: default_listen(),
             org_url: None,
             jwks_max_age_seconds: default_jwks_max_age(),
-            clock_skew_seconds: default_skew(),
         }
     }
 }
@@ -81,9 +78,6 @@ fn default_listen() -> SocketAddr {
 }
 fn default_jwks_max_age() -> u64 {
     900
-}
-fn default_skew() -> u64 {
-    30
 }
 
 impl Default for Config {
@@ -130,12 +124,6 @@ impl Config {
                 path.display()
             )));
         }
-        if cfg.idp.clock_skew_seconds > 300 {
-            return Err(CliError::new(format!(
-                "{}: idp.clockSkewSeconds must be at most 300",
-                path.display()
-            )));
-        }
         Ok(cfg)
     }
 
@@ -158,9 +146,11 @@ impl Config {
             .to_owned()
     }
 
-    /// The master key: `PORTCULLIS_MASTER_KEY`, else the key file (created on first use
-    /// with mode 0600).
-    pub fn master_key(&self) -> Result<MasterKey, CliError> {
+    /// The master key: `PORTCULLIS_MASTER_KEY`, else the key file. With `may_create` (only
+    /// for a database that has no master key yet) a missing file is created, mode 0600.
+    /// Use [`crate::runtime::open_store_with_key`], which also checks the key against the
+    /// database.
+    pub fn master_key(&self, may_create: bool) -> Result<MasterKey, CliError> {
         if let Ok(v) = std::env::var(ENV_MASTER_KEY)
             && !v.is_empty()
         {
@@ -173,7 +163,7 @@ impl Config {
             .master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"));
-        load_or_create_master_key(&path)
+        load_or_create_master_key(&path, may_create)
     }
 
     pub fn ensure_data_dir(&self) -> Result<(), CliError> {
@@ -197,12 +187,17 @@ pub fn create_private_dir(dir: &Path) -> Result<(), CliError> {
         })
 }
 
-fn load_or_create_master_key(path: &Path) -> Result<MasterKey, CliError> {
+fn load_or_create_master_key(path: &Path, may_create: bool) -> Result<MasterKey, CliError> {
     match std::fs::read_to_string(path) {
         Ok(text) => MasterKey::from_encoded(&text).map_err(|e| {
             CliError::new(format!("{}: {e}", path.display()))
                 .hint("restore the original key file; keys sealed with it cannot be read otherwise")
         }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => Err(CliError::new(format!(
+            "no master key: {ENV_MASTER_KEY} is not set and {} does not exist, but this database was set up with one",
+            path.display()
+        ))
+        .hint(format!("set {ENV_MASTER_KEY} to the key the database was set up with (every node shares it)"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;

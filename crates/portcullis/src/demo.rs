@@ -89,7 +89,7 @@ pub async fn ensure_demo_org(
         false,
     )
     .await?;
-    let applied = orgfile::apply(store, master, DEFAULT_ORG_ID, plan, clock::now()).await?;
+    let applied = orgfile::apply(store, master, DEFAULT_ORG_ID, plan, clock::now(), 900).await?;
     let secret = applied
         .generated_secrets
         .into_iter()

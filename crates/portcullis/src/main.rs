@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis::CliError;
@@ -131,6 +130,11 @@ enum KeysCommand {
         /// The authorization server, e.g. `default`.
         #[arg(long)]
         server: String,
+        /// Rotate even if the next key has been published for less than the JWKS max-age
+        /// (verifiers that cached the JWKS before may then meet an unknown key: an emergency
+        /// rotation after a key compromise is the use for this).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -245,8 +249,7 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
         ..Config::default()
     };
     create_private_dir(&cfg.data_dir)?;
-    let master = Arc::new(cfg.master_key()?);
-    let store = open_store(&cfg.database_url()).await?;
+    let (store, master) = runtime::open_store_with_key(&cfg).await?;
     let client = demo::ensure_demo_org(&store, &master, &cfg.data_dir).await?;
     let listener = bind(cfg.idp.listen).await?;
     let mut handle = runtime::start_idp(&cfg, store, master, listener).await?;
@@ -281,8 +284,7 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
 async fn serve(path: PathBuf) -> Result<(), CliError> {
     let cfg = Config::load(&path)?;
     cfg.ensure_data_dir()?;
-    let master = Arc::new(cfg.master_key()?);
-    let store = open_store(&cfg.database_url()).await?;
+    let (store, master) = runtime::open_store_with_key(&cfg).await?;
     let listener = bind(cfg.idp.listen).await?;
     let mut handle = runtime::start_idp(&cfg, store, master, listener).await?;
     tracing::info!(addr = %handle.addr, org_url = %handle.org_url, "identity provider listening");
@@ -310,15 +312,22 @@ async fn apply(args: ApplyArgs) -> Result<(), CliError> {
     })?;
     let cfg = args.store.config()?;
     cfg.ensure_data_dir()?;
-    let master = cfg.master_key()?;
-    let store = open_store(&cfg.database_url()).await?;
+    let (store, master) = runtime::open_store_with_key(&cfg).await?;
     let hasher = SecretHasher::new(&master);
     let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &ProcessEnv, args.prune).await?;
     print!("{}", plan.render());
     if args.dry_run || plan.is_empty() {
         return Ok(());
     }
-    let applied = orgfile::apply(&store, &master, DEFAULT_ORG_ID, plan, clock::now()).await?;
+    let applied = orgfile::apply(
+        &store,
+        &master,
+        DEFAULT_ORG_ID,
+        plan,
+        clock::now(),
+        cfg.idp.jwks_max_age_seconds as i64,
+    )
+    .await?;
     for (client, secret) in applied.generated_secrets {
         println!("client {client}: generated secret {secret}  (shown once; store it now)");
     }
@@ -329,16 +338,24 @@ async fn apply(args: ApplyArgs) -> Result<(), CliError> {
 
 async fn keys_command(command: KeysCommand) -> Result<(), CliError> {
     match command {
-        KeysCommand::Rotate { server, store } => {
+        KeysCommand::Rotate { server, force, store } => {
             let cfg = store.config()?;
-            let master = cfg.master_key()?;
-            let store = open_store(&cfg.database_url()).await?;
-            let r = keys::rotate(&store, &master, DEFAULT_ORG_ID, &server, clock::now())
+            let (store, master) = runtime::open_store_with_key(&cfg).await?;
+            let max_age = cfg.idp.jwks_max_age_seconds as i64;
+            let r = keys::rotate(&store, &master, DEFAULT_ORG_ID, &server, clock::now(), max_age, force)
                 .await
                 .map_err(|e| {
-                    CliError::from(e).hint(format!(
-                        "`portcullis keys list` shows the servers; is '{server}' one of them?"
-                    ))
+                    let hint = match &e {
+                        keys::RotateError::NoSuchServer(_) => {
+                            "`portcullis keys list` shows the servers and their keys".to_string()
+                        }
+                        keys::RotateError::NextKeyTooYoung { .. } => {
+                            "wait until it has been published that long, or pass --force for an emergency rotation"
+                                .to_string()
+                        }
+                        keys::RotateError::Keys(_) => "check the database and the master key".to_string(),
+                    };
+                    CliError::new(e.to_string()).hint(hint)
                 })?;
             println!(
                 "rotated keys of '{server}':\n  now signing  {}\n  next (published) {}\n  retired      {} (published until unix time {})",

@@ -27,6 +27,20 @@ pub async fn open_store(url: &str) -> Result<Store, CliError> {
     Ok(store)
 }
 
+/// Opens the store and resolves the master key, refusing a key other than the one the
+/// database was set up with (a key is generated only for a database that has none yet).
+pub async fn open_store_with_key(cfg: &Config) -> Result<(Store, Arc<MasterKey>), CliError> {
+    let store = open_store(&cfg.database_url()).await?;
+    let recorded = store.recorded_master_key_check(DEFAULT_ORG_ID).await?;
+    let key = cfg.master_key(recorded.is_none())?;
+    let fingerprint = key.fingerprint();
+    if store.master_key_check(DEFAULT_ORG_ID, &fingerprint).await? != fingerprint {
+        return Err(CliError::new("the master key does not match the one this database was set up with")
+            .hint("use the original PORTCULLIS_MASTER_KEY or <data-dir>/master.key; keys and secrets sealed under it cannot be read otherwise"));
+    }
+    Ok((store, Arc::new(key)))
+}
+
 /// A running identity provider.
 pub struct IdpHandle {
     pub addr: SocketAddr,
@@ -71,7 +85,6 @@ pub async fn start_idp(
         .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
     let mut settings = IdpSettings::new(cfg.org_url(addr));
     settings.jwks_max_age_secs = cfg.idp.jwks_max_age_seconds;
-    settings.leeway_secs = cfg.idp.clock_skew_seconds;
     let org_url = settings.org_url.clone();
     let idp = Idp::new(store, DEFAULT_ORG_ID, settings, master).await?;
     let refresher = view::spawn_refresher(idp.clone());

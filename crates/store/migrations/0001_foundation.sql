@@ -4,6 +4,9 @@ CREATE TABLE orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     config_version BIGINT NOT NULL DEFAULT 0,
+    -- A fingerprint of the master key the org's keys and secrets are sealed under, so a
+    -- node started with another master key refuses to run instead of corrupting data.
+    master_key_check TEXT,
     created_at BIGINT NOT NULL
 );
 

@@ -95,6 +95,19 @@ impl Store {
 
 /// A database URL with any password replaced, fit for messages.
 pub fn redact(url: &str) -> String {
+    let url = redact_userinfo(url);
+    // `?password=...` (libpq style) as well.
+    match url.find("password=") {
+        Some(p) => {
+            let start = p + "password=".len();
+            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
+            format!("{}****{}", &url[..start], &url[end..])
+        }
+        None => url,
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -116,5 +129,9 @@ mod tests {
             "postgres://u:****@h/db"
         );
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            super::redact("postgres://h/db?user=u&password=s3&sslmode=x"),
+            "postgres://h/db?user=u&password=****&sslmode=x"
+        );
     }
 }

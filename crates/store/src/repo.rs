@@ -104,6 +104,30 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records the master key's fingerprint if none is recorded yet, and returns the one
+    /// that is recorded now.
+    pub async fn master_key_check(&self, org_id: &str, candidate: &str) -> Result<String, StoreError> {
+        sqlx::query("UPDATE orgs SET master_key_check = $2 WHERE id = $1 AND master_key_check IS NULL")
+            .bind(org_id)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
+        self.recorded_master_key_check(org_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("org {org_id}")))
+    }
+
+    /// The master key fingerprint recorded for the org, if any.
+    pub async fn recorded_master_key_check(&self, org_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT master_key_check FROM orgs WHERE id = $1")
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
     /// A number that changes whenever the org's content or keys change.
     pub async fn config_version(&self, org_id: &str) -> Result<i64, StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT config_version FROM orgs WHERE id = $1")
@@ -645,10 +669,11 @@ impl Store {
         )
     }
 
-    /// Forgets revocations of tokens that have expired.
-    pub async fn purge_revoked(&self, now: i64) -> Result<u64, StoreError> {
+    /// Forgets revocations of tokens that expired more than `margin` seconds ago (a margin
+    /// so that no verifier's clock skew can bring a revoked token back).
+    pub async fn purge_revoked(&self, now: i64, margin: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
-            .bind(now)
+            .bind(now - margin)
             .execute(&self.pool)
             .await?
             .rows_affected())

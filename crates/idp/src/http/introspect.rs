@@ -14,17 +14,27 @@ use serde_json::{Map, Value};
 use super::{client_auth, find_server, form};
 use crate::Idp;
 use crate::error::EndpointError;
-use crate::view::ServerView;
+use crate::view::{OrgView, ServerView};
 
 /// The claims of a token this server issued and has not revoked, if it is live.
 pub(crate) async fn live_claims(
     idp: &Idp,
+    view: &OrgView,
     server: &ServerView,
     token: &str,
 ) -> Result<Option<Map<String, Value>>, EndpointError> {
     let Ok(claims) = server.verifier.verify(token) else {
         return Ok(None);
     };
+    // A token outlives neither its client's deletion nor its deactivation.
+    let client_live = claims
+        .get("cid")
+        .and_then(Value::as_str)
+        .and_then(|cid| view.clients.get(cid))
+        .is_some_and(|c| c.client.status.is_active());
+    if !client_live {
+        return Ok(None);
+    }
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(None);
     };
@@ -43,10 +53,16 @@ pub async fn introspect(
     let view = idp.view.get();
     let server = find_server(&view, &server)?;
     let params = form::read_form(&headers, body).await?;
-    client_auth::authenticate(&idp, &view, &headers, &params)?;
+    let caller = client_auth::authenticate(&idp, &view, &headers, &params)?;
     let token = params.require("token")?;
+    let claims = live_claims(&idp, &view, &server, token).await?;
+    // A public client proves nothing but its id, so it may only introspect its own tokens.
+    let claims = claims.filter(|c| {
+        !caller.client.app_type.is_public()
+            || c.get("cid").and_then(Value::as_str) == Some(caller.client.client_id.as_str())
+    });
 
-    let body = match live_claims(&idp, &server, token).await? {
+    let body = match claims {
         None => serde_json::json!({ "active": false }),
         Some(mut claims) => {
             let mut out = Map::new();

@@ -29,7 +29,7 @@ pub async fn revoke(
     let client = client_auth::authenticate(&idp, &view, &headers, &params)?;
     let token = params.require("token")?;
 
-    if let Some(claims) = live_claims(&idp, &server, token).await? {
+    if let Some(claims) = live_claims(&idp, &view, &server, token).await? {
         // §2.1: the server "verifies whether the token was issued to the client making the
         // revocation request. If this validation fails, the request is refused".
         if claims.get("cid").and_then(Value::as_str) != Some(client.client.client_id.as_str()) {

@@ -195,7 +195,10 @@ pub async fn plan(
             )
         };
         let mut details = match old {
-            Some(o) if o.client != *c => diff::fields(&o.client, c),
+            Some(o) if o.client != *c => {
+                let d = diff::fields(&o.client, c);
+                if d.is_empty() { vec!["(changed)".into()] } else { d }
+            }
             _ => vec![],
         };
         details.extend(secret_note.map(String::from));
@@ -252,13 +255,15 @@ pub struct Applied {
     pub generated_secrets: Vec<(String, String)>,
 }
 
-/// Makes the store match the plan, then gives new servers their signing keys.
+/// Makes the store match the plan, then gives new servers their signing keys (a server
+/// whose algorithm changed gets its new key published `publish_ahead_secs` before use).
 pub async fn apply(
     store: &Store,
     master: &MasterKey,
     org_id: &str,
     plan: Plan,
     now: i64,
+    publish_ahead_secs: i64,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     // Clients first: policies may name them.
@@ -277,7 +282,7 @@ pub async fn apply(
     for id in &plan.delete_clients {
         store.delete_client(org_id, id).await?;
     }
-    keys::ensure_keys(store, master, org_id, now).await?;
+    keys::ensure_keys(store, master, org_id, now, publish_ahead_secs).await?;
     Ok(applied)
 }
 

@@ -139,8 +139,20 @@ async fn up_serves_the_sandbox_and_restart_keeps_it() {
     assert_eq!(kid, kid2);
 
     // `keys rotate` from another process; the running server switches within seconds.
+    // The next key was published moments ago: rotating onto it needs --force.
     let out = bin()
         .args(["keys", "rotate", "--server", "default", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("published for only") && err.contains("--force"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["keys", "rotate", "--force", "--server", "default", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -237,4 +249,46 @@ fn serve_rejects_a_bad_config_with_its_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_master_key_is_refused() {
+    let dir = temp_dir("pc-mk");
+    let child = start_up(&dir);
+    wait_for_demo(&dir, None).await;
+    stop(child);
+    let org = dir.join("org.yaml");
+    std::fs::write(&org, "version: 1\n").unwrap();
+    // Another key than the one the database was set up with.
+    let out = bin()
+        .env(
+            "PORTCULLIS_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .args(["apply", "-f"])
+        .arg(&org)
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No key at all: no new one is made up for a database that has one.
+    std::fs::remove_file(dir.join("master.key")).unwrap();
+    let out = bin()
+        .args(["keys", "rotate", "--force", "--server", "default", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no master key") && err.contains("PORTCULLIS_MASTER_KEY"),
+        "{err}"
+    );
+    assert!(!dir.join("master.key").exists());
 }

@@ -30,6 +30,8 @@ async fn key_rotation_and_restart(db: Db) {
         "default",
         "default",
         portcullis_idp::clock::now(),
+        900,
+        true,
     )
     .await
     .unwrap();

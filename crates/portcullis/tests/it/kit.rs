@@ -52,6 +52,7 @@ pub fn secrets() -> HashMap<String, String> {
         ("SVC_READER_SECRET", "reader-secret-0123456789abcdef"),
         ("SVC_INACTIVE_SECRET", "inactive-secret-0123456789abcdef"),
         ("WEB_APP_SECRET", "webapp-secret-0123456789abcdef"),
+        ("SVC_SPECIAL_SECRET", "sp+ec%20ial&se:cret/0123456789="),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -111,7 +112,7 @@ impl Env {
         let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &secrets(), false)
             .await
             .unwrap();
-        orgfile::apply(&store, &self.master, DEFAULT_ORG_ID, plan, clock::now())
+        orgfile::apply(&store, &self.master, DEFAULT_ORG_ID, plan, clock::now(), 900)
             .await
             .unwrap();
         store.close().await;

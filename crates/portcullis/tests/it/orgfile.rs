@@ -170,3 +170,99 @@ async fn apply_refuses_unknown_clients_and_missing_secrets() {
     }
     store.close().await;
 }
+
+/// `--prune` really deletes; a change of algorithm publishes the new key before it signs.
+async fn prune_and_algorithm_change(db: Db) {
+    use std::time::Duration;
+
+    use crate::kit::eventually;
+    let env = Env::new(db).await;
+    env.apply(ORG).await;
+    let s = env.start().await;
+    let edge_token = s.access_token("edge", None).await;
+
+    // Switch `default` to ES256: a NEXT ES256 key is published, tokens stay RS256 for now.
+    let es = ORG.replacen(
+        "    audiences: [api://default]\n",
+        "    audiences: [api://default]\n    signingAlg: ES256\n",
+        1,
+    );
+    env.apply(&es).await;
+    eventually("the ES256 key is published", Duration::from_secs(10), || async {
+        s.jwks("default")
+            .await
+            .keys
+            .iter()
+            .any(|k| k.common.key_algorithm == Some(jsonwebtoken::jwk::KeyAlgorithm::ES256))
+    })
+    .await;
+    let t = s.access_token("default", None).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).unwrap().alg,
+        jsonwebtoken::Algorithm::RS256
+    );
+    // Once it has been published for the JWKS max-age (0 here), the server switches.
+    let store = open_store(&env.database_url).await.unwrap();
+    portcullis_idp::keys::ensure_keys(&store, &env.master, "default", portcullis_idp::clock::now(), 0)
+        .await
+        .unwrap();
+    eventually(
+        "tokens are signed with ES256",
+        Duration::from_secs(10),
+        || async {
+            let t = s.access_token("default", None).await;
+            jsonwebtoken::decode_header(&t).unwrap().alg == jsonwebtoken::Algorithm::ES256
+        },
+    )
+    .await;
+    // The RS256 tokens signed before still verify: the old key stays published.
+    assert_eq!(s.introspect("default", &t).await["active"], true);
+
+    // Prune: only the default server and the two clients it needs stay.
+    let hasher = SecretHasher::new(&env.master);
+    let mut only: orgfile::OrgDocument = orgfile::parse(&es).unwrap();
+    only.authorization_servers.retain(|s| s.id == "default");
+    only.clients
+        .retain(|c| c.client_id == "svc-basic" || c.client_id == "svc-post" || c.client_id == "svc-reader");
+    let plan = orgfile::plan(&store, &hasher, "default", &only, &secrets(), true)
+        .await
+        .unwrap();
+    orgfile::apply(
+        &store,
+        &env.master,
+        "default",
+        plan,
+        portcullis_idp::clock::now(),
+        900,
+    )
+    .await
+    .unwrap();
+    eventually("the pruned server is gone", Duration::from_secs(10), || async {
+        s.http
+            .get(s.url("edge", "/v1/keys"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 404
+    })
+    .await;
+    let (st, body) = s
+        .token_basic("default", "web-app", &crate::kit::secret("WEB_APP_SECRET"), None)
+        .await;
+    assert_eq!((st, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(s.introspect("default", &edge_token).await["active"], false);
+    let content = store.load_org("default").await.unwrap();
+    assert_eq!(content.servers.len(), 1);
+    assert!(
+        store
+            .signing_keys("default")
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.server_id == "default")
+    );
+    store.close().await;
+    s.stop().await;
+}
+both_dbs!(prune_and_algorithm_change);

@@ -296,3 +296,74 @@ async fn token_errors(db: Db) {
     s.stop().await;
 }
 both_dbs!(token_errors);
+
+/// RFC 6749 §2.3.1: id and secret are form-encoded inside Basic. Clients that encode and
+/// clients that send the secret raw (curl -u, most libraries) both get in.
+async fn basic_credentials_are_form_decoded(db: Db) {
+    use base64::Engine;
+    let (_env, s) = start(db).await;
+    let raw = secret("SVC_SPECIAL_SECRET");
+    let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+    assert_ne!(encoded, raw);
+    for (label, user_pass) in [
+        ("raw", format!("svc-special:{raw}")),
+        ("encoded", format!("svc-special:{encoded}")),
+    ] {
+        for b64 in [
+            base64::engine::general_purpose::STANDARD.encode(&user_pass),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&user_pass),
+        ] {
+            let r = s
+                .http
+                .post(s.url("default", "/v1/token"))
+                .header("authorization", format!("Basic {b64}"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{label} secret");
+        }
+    }
+    // A near miss is still refused.
+    let (st, _) = s
+        .token_basic("default", "svc-special", &raw.replace('+', " "), None)
+        .await;
+    assert_eq!(st, 401);
+    s.stop().await;
+}
+both_dbs!(basic_credentials_are_form_decoded);
+
+/// Nothing before a proven secret tells whether a client id exists, is public or is active.
+async fn no_client_enumeration(db: Db) {
+    let (_env, s) = start(db).await;
+    let url = s.url("default", "/v1/token");
+    let mut answers = Vec::new();
+    for id in ["svc-basic", "svc-inactive", "spa-app", "no-such-client"] {
+        // No secret at all (client_id only), and a wrong secret over post.
+        for form in [
+            vec![("grant_type", "client_credentials"), ("client_id", id)],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", "wrong"),
+            ],
+        ] {
+            let r = s.http.post(&url).form(&form).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            if id == "spa-app" && form.len() == 2 {
+                // A public client needs no secret: it authenticates, and is refused the grant.
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (400, Some("unauthorized_client"))
+                );
+                continue;
+            }
+            answers.push((status, body));
+        }
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:#?}");
+    assert_eq!(answers[0].0, 401);
+    s.stop().await;
+}
+both_dbs!(no_client_enumeration);
