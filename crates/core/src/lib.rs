@@ -10,6 +10,7 @@ pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod scope;
+pub mod yaml;
 
 pub use error::{OAuthError, OAuthErrorCode};
 pub use model::*;

@@ -35,8 +35,8 @@ pub enum TokenError {
     WrongAudience,
     #[error("The access token lacks a required claim")]
     MissingClaim,
-    #[error("The access token has been revoked")]
-    Revoked,
+    #[error("The access token is not active")]
+    Inactive,
     /// Not the client's fault: the issuer's keys could not be fetched and none are cached.
     #[error("The issuer's signing keys are unavailable")]
     KeysUnavailable,

@@ -65,7 +65,7 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    fn new(claims: Map<String, Value>, exp: i64) -> VerifiedToken {
+    pub(crate) fn new(claims: Map<String, Value>, exp: i64) -> VerifiedToken {
         let mut scopes: Vec<String> = Vec::new();
         if let Some(Value::Array(scp)) = claims.get("scp") {
             scopes.extend(scp.iter().filter_map(Value::as_str).map(String::from));
@@ -106,11 +106,27 @@ impl moka::Expiry<[u8; 32], Arc<VerifiedToken>> for UntilExpiry {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The cache key of a token: its SHA-256.
+pub(crate) fn token_digest(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// An accepted (asymmetric) algorithm by its JOSE name.
+pub fn algorithm(name: &str) -> Option<Algorithm> {
+    if !ASYMMETRIC.contains(&name) {
+        return None;
+    }
+    name.parse().ok()
 }
 
 /// Signature algorithms a public key can verify; anything else is refused before parsing.
@@ -140,10 +156,7 @@ impl Validator {
         if token.len() > self.policy.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
-        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
-            .as_ref()
-            .try_into()
-            .map_err(|_| TokenError::Malformed)?;
+        let digest = token_digest(token);
         if let Some(hit) = self.cache.get(&digest)
             && hit.exp + self.policy.leeway_secs as i64 > now()
         {

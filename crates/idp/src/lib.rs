@@ -13,7 +13,6 @@ pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod orgfile;
-pub mod serve;
 pub mod token;
 pub mod view;
 

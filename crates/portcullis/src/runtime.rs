@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, serve, view};
+use portcullis_http::TowerToHyperService;
+use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, view};
 use portcullis_jose::MasterKey;
 use portcullis_store::Store;
 use tokio::net::TcpListener;
@@ -90,9 +91,13 @@ pub async fn start_idp(
     let refresher = view::spawn_refresher(idp.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let app = http::router(idp.clone());
-    let server = tokio::spawn(serve::serve(listener, app, async move {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(portcullis_http::serve(
+        listener,
+        move |_| TowerToHyperService::new(app.clone()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Ok(IdpHandle {
         addr,
         org_url,

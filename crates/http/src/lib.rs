@@ -1,15 +1,21 @@
-//! Serving a router over HTTP/1.1 with the bounds a public endpoint needs: a deadline for
-//! request headers (no slowloris), a cap on the header buffer and on connections,
-//! keep-alive, and graceful shutdown that lets in-flight requests finish.
+//! Serving HTTP/1.1 with the bounds a public endpoint needs: a deadline for request
+//! headers (no slowloris), a cap on the header buffer and on connections, keep-alive, and
+//! graceful shutdown that lets in-flight requests finish. The identity provider and the
+//! gateway both listen through here; it must never know what they serve.
 
+use std::error::Error as StdError;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+
+pub use hyper_util::service::TowerToHyperService;
 
 /// Time a client has to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,8 +26,18 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+/// Serves `listener` until `shutdown` resolves; `service_for` makes the service of one
+/// connection from the peer's address.
+pub async fn serve<M, S, B>(listener: TcpListener, service_for: M, shutdown: impl Future<Output = ()>)
+where
+    M: Fn(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -37,7 +53,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         };
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -47,7 +63,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                let service = service_for(peer);
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
