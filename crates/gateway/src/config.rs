@@ -12,6 +12,8 @@ use serde_saphyr::Spanned;
 
 /// Largest gateway file accepted.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Where a gateway listens when the file does not say.
+pub const DEFAULT_LISTENER: &str = "127.0.0.1:8000";
 /// Largest clock skew a file may allow.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
@@ -20,6 +22,9 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 pub struct GatewayFile {
     #[serde(default)]
     pub version: Option<u32>,
+    /// Addresses to accept requests on (`IP:PORT`); default `127.0.0.1:8000`.
+    #[serde(default = "default_listeners")]
+    pub listeners: Vec<String>,
     /// `realm` of `WWW-Authenticate: Bearer` challenges.
     #[serde(default)]
     pub realm: Option<String>,
@@ -169,6 +174,9 @@ impl ConditionConfig {
     }
 }
 
+fn default_listeners() -> Vec<String> {
+    vec![DEFAULT_LISTENER.to_owned()]
+}
 fn default_skew() -> u64 {
     30
 }
@@ -193,16 +201,33 @@ pub fn parse(source: &str) -> Result<GatewayFile, Vec<FileError>> {
         return Err(vec![FileError::at_path("", "the file is larger than 1 MiB")]);
     }
     let file: GatewayFile = serde_saphyr::from_str(source).map_err(|e| vec![yaml_error(source, &e)])?;
-    let errors = validate(&file);
+    let errors = validate(source, &file);
     if errors.is_empty() { Ok(file) } else { Err(errors) }
 }
 
-fn validate(file: &GatewayFile) -> Vec<FileError> {
+fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
     let mut errors = Vec::new();
     if let Some(v) = file.version
         && v != 1
     {
         errors.push(FileError::at_path("version", format!("unsupported version {v}; this release reads 1")));
+    }
+    if file.listeners.is_empty() {
+        errors.push(FileError::at_path("listeners", "name at least one address, e.g. 0.0.0.0:8000"));
+    }
+    for (i, l) in file.listeners.iter().enumerate() {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            let mut e = FileError::at_path(format!("listeners[{i}]"), format!("'{l}' is not IP:PORT, e.g. 0.0.0.0:8000"));
+            if let Some((line, col)) = portcullis_core::yaml::key_position(source, "listeners") {
+                (e.line, e.column) = (Some(line), Some(col));
+            }
+            errors.push(e);
+        }
+    }
+    if let Some(realm) = &file.realm
+        && (realm.is_empty() || !realm.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\')))
+    {
+        errors.push(FileError::at_path("realm", "printable ASCII without quotes or backslashes"));
     }
     let mut issuers = BTreeSet::new();
     for (i, s) in file.issuers.iter().enumerate() {

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod demo_backend;
 pub mod runtime;
 
 /// An error for the operator: what went wrong, and what to do next.

@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Read as _;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis::CliError;
 use portcullis::config::{Config, create_private_dir};
@@ -61,6 +63,51 @@ enum Command {
     },
     /// Get an access token with the client_credentials grant and print it.
     Token(TokenArgs),
+    /// Run the API gateway from a gateway file: verify bearer tokens, enforce each route's
+    /// scopes and claim conditions, proxy to upstreams.
+    Gateway(GatewayArgs),
+    /// Show how the gateway would decide a request — which route, each check and its
+    /// outcome — without sending it. Exits 0 when allowed, 1 when refused.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// The gateway file (YAML): listeners, issuers, upstreams, routes.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Validate the file, print a summary and exit without serving.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    portcullis explain --token \"$TOKEN\" PUT /api/v1/products/7\n  \
+    portcullis explain --claims '{\"scp\":[\"orders:create\"],\"department_id\":\"IT\"}' POST /api/v1/orders\n  \
+    portcullis explain --config gateway.yaml --host api.example.com GET /v2/items")]
+struct ExplainArgs {
+    /// HTTP method of the request, e.g. GET.
+    method: String,
+    /// Path of the request, e.g. /api/v1/products/7 (a query string is ignored).
+    path: String,
+    /// The gateway file; defaults to the sandbox's <data-dir>/gateway.yaml.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// A bearer token, verified for real against its issuer's keys (`-` reads standard input).
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true, conflicts_with = "claims")]
+    token: Option<String>,
+    /// Claims as JSON, taken as already verified: checks the route's policy alone.
+    #[arg(long)]
+    claims: Option<String>,
+    /// Host the request names (for routes matched by host).
+    #[arg(long)]
+    host: Option<String>,
+    /// A request header, `Name: value` (repeatable; for routes versioned by header).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    #[arg(long, default_value = "portcullis-data", env = "PORTCULLIS_DATA_DIR")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -93,6 +140,9 @@ struct UpArgs {
     /// Port of the identity provider (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     idp_port: u16,
+    /// Port of the API gateway in front of the demo catalog API (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    gateway_port: u16,
     /// Address to listen on. Loopback by default: the sandbox is not hardened for exposure.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -157,7 +207,7 @@ struct TokenArgs {
     /// Defaults to the sandbox's, from <data-dir>/demo.json.
     #[arg(long)]
     issuer: Option<String>,
-    /// Client id (defaults to the sandbox's demo client).
+    /// Client id (defaults to the sandbox's demo client; `demo-sysadmin` is the other one).
     #[arg(long)]
     client_id: Option<String>,
     /// Client secret. Prefer the environment variable over the flag: flags show in `ps`.
@@ -236,6 +286,8 @@ async fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Keys { command } => keys_command(command).await,
         Command::Token(args) => token(args).await,
+        Command::Gateway(args) => gateway(args).await,
+        Command::Explain(args) => explain(args).await,
     }
 }
 
@@ -250,34 +302,78 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
     };
     create_private_dir(&cfg.data_dir)?;
     let (store, master) = runtime::open_store_with_key(&cfg).await?;
-    let client = demo::ensure_demo_org(&store, &master, &cfg.data_dir).await?;
-    let listener = bind(cfg.idp.listen).await?;
-    let mut handle = runtime::start_idp(&cfg, store, master, listener).await?;
-    let issuer = handle.issuer(demo::DEMO_SERVER);
+    let clients = demo::ensure_demo_org(&store, &master, &cfg.data_dir).await?;
+    let idp_listener = bind(cfg.idp.listen).await?;
+    let gateway_listener = bind(SocketAddr::new(args.bind, args.gateway_port)).await?;
+    let mut idp = runtime::start_idp(&cfg, store, master, idp_listener).await?;
+    let backend = runtime::start_demo_backend().await?;
+    let issuer = idp.issuer(demo::DEMO_SERVER);
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let gateway_yaml = demo::gateway_file(gateway_addr, &issuer, backend.addr);
+    let gateway_path = cfg.data_dir.join("gateway.yaml");
+    std::fs::write(&gateway_path, &gateway_yaml)
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", gateway_path.display())))?;
+    let file = runtime::parse_gateway_file(&gateway_yaml, "the demo gateway file")?;
+    let mut gateway = runtime::start_gateway(&file, vec![gateway_listener]).await?;
+    let gateway_url = gateway.url();
     let info = DemoInfo {
-        org_url: handle.org_url.clone(),
+        org_url: idp.org_url.clone(),
         issuer: issuer.clone(),
-        audience: "api://default".into(),
+        audience: demo::DEMO_AUDIENCE.into(),
         token_endpoint: format!("{issuer}/v1/token"),
         jwks_uri: format!("{issuer}/v1/keys"),
-        service_client: client.clone(),
+        gateway_url: Some(gateway_url.clone()),
+        service_client: clients.service.clone(),
+        sysadmin_client: Some(clients.sysadmin.clone()),
     };
     demo::write_demo_json(&cfg.data_dir, &info)?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "portcullis".into());
+    let dd = cfg.data_dir.display();
     println!(
-        "Portcullis sandbox is up.\n\n  issuer    {issuer}\n  discovery {issuer}/.well-known/openid-configuration\n  data dir  {}\n  demo.json {}\n\nGet a token:\n\n  curl -s -u {}:{} -d grant_type=client_credentials -d scope=products:read {issuer}/v1/token\n\nor: portcullis token --data-dir {} --scope products:read\n\nPress Ctrl-C to stop.",
-        cfg.data_dir.display(),
-        cfg.data_dir.join("demo.json").display(),
-        client.client_id,
-        client.client_secret,
-        cfg.data_dir.display(),
+        "Portcullis sandbox is up.
+
+  identity provider  {org}   issuer {issuer}
+  API gateway        {gateway_url}   routes in {gw_file}
+  demo catalog API   http://{backend}   (behind the gateway)
+  demo.json          {demo_json}
+
+Get a token (client credentials, Basic auth):
+
+  curl -s -u {id}:{secret} -d grant_type=client_credentials -d scope=products:read {issuer}/v1/token
+
+Walk the policy table through the gateway:
+
+  TOKEN=$({exe} token --data-dir {dd} --scope products:read)
+  curl -i -H \"Authorization: Bearer $TOKEN\" {gateway_url}/api/v1/products          # 200
+  curl -i {gateway_url}/api/v1/products                                              # 401, no token
+  curl -i -X PUT -H \"Authorization: Bearer $TOKEN\" {gateway_url}/api/v1/products/1   # 403, needs products:write
+  {exe} explain --data-dir {dd} --token \"$TOKEN\" PUT /api/v1/products/1
+
+  ({id} is in sales with the admin role; {sysadmin} is in IT with the sysadmin role:
+   `{exe} token --data-dir {dd} --client-id {sysadmin} --scope admin:full`)
+
+Press Ctrl-C to stop.",
+        org = idp.org_url,
+        gw_file = gateway_path.display(),
+        backend = backend.addr,
+        demo_json = cfg.data_dir.join("demo.json").display(),
+        id = clients.service.client_id,
+        secret = clients.service.client_secret,
+        sysadmin = clients.sysadmin.client_id,
     );
     tokio::select! {
-        _ = shutdown_signal() => {
-            println!("stopping...");
-            handle.stop().await;
-        }
-        _ = handle.wait() => {}
+        _ = shutdown_signal() => {}
+        _ = idp.wait() => {}
+        _ = gateway.wait() => {}
     }
+    println!("stopping...");
+    gateway.stop().await;
+    backend.stop().await;
+    idp.stop().await;
     Ok(())
 }
 
@@ -403,10 +499,17 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
         .client_id
         .or_else(|| demo.as_ref().map(|d| d.service_client.client_id.clone()))
         .unwrap_or_default();
-    let secret = args
-        .client_secret
-        .or_else(|| demo.as_ref().map(|d| d.service_client.client_secret.clone()))
-        .unwrap_or_default();
+    let secret = match args.client_secret {
+        Some(s) => s,
+        None => demo
+            .as_ref()
+            .and_then(|d| d.client(&client_id))
+            .map(|c| c.client_secret.clone())
+            .ok_or_else(|| {
+                CliError::new(format!("no secret for client '{client_id}'"))
+                    .hint("set PORTCULLIS_CLIENT_SECRET (demo.json knows only the demo clients)")
+            })?,
+    };
     let url = format!("{}/v1/token", issuer.trim_end_matches('/'));
     let mut form: HashMap<&str, &str> = HashMap::from([("grant_type", "client_credentials")]);
     if let Some(s) = args.scope.as_deref() {
@@ -443,4 +546,100 @@ async fn token(args: TokenArgs) -> Result<(), CliError> {
         println!("{}", body["access_token"].as_str().unwrap_or_default());
     }
     Ok(())
+}
+
+async fn gateway(args: GatewayArgs) -> Result<(), CliError> {
+    let file = runtime::load_gateway_file(&args.config)?;
+    if args.check {
+        println!(
+            "{}: valid — {} listener(s), {} issuer(s), {} upstream(s), {} route(s)",
+            args.config.display(),
+            file.listeners.len(),
+            file.issuers.len(),
+            file.upstreams.len(),
+            file.routes.len()
+        );
+        return Ok(());
+    }
+    let listeners = runtime::bind_gateway_listeners(&file).await?;
+    let mut handle = runtime::start_gateway(&file, listeners).await?;
+    for addr in &handle.addrs {
+        tracing::info!(%addr, routes = file.routes.len(), "gateway listening");
+    }
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = handle.wait() => {}
+    }
+    handle.stop().await;
+    Ok(())
+}
+
+async fn explain(args: ExplainArgs) -> Result<(), CliError> {
+    use portcullis_gateway::Credential;
+    let path = args.config.clone().unwrap_or_else(|| args.data_dir.join("gateway.yaml"));
+    let file = runtime::load_gateway_file(&path).map_err(|e| {
+        if args.config.is_none() {
+            e.hint("start the sandbox with `portcullis up`, or pass your gateway file with --config")
+        } else {
+            e
+        }
+    })?;
+    let gw = portcullis_gateway::Gateway::new(&file, &|name| std::env::var(name).ok())
+        .map_err(|e| CliError::new(format!("cannot build the gateway: {e}")))?;
+    let method: http::Method = args
+        .method
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| CliError::new(format!("'{}' is not an HTTP method", args.method)).hint("e.g. GET, PUT"))?;
+    let request_path = args.path.split('?').next().unwrap_or("/").to_owned();
+    if !request_path.starts_with('/') {
+        return Err(CliError::new(format!("'{}' is not a path", args.path)).hint("paths start with '/', e.g. /api/v1/products"));
+    }
+    let mut headers = http::HeaderMap::new();
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .and_then(|(n, v)| Some((http::HeaderName::try_from(n.trim()).ok()?, http::HeaderValue::try_from(v.trim()).ok()?)))
+            .ok_or_else(|| CliError::new(format!("'{h}' is not a header")).hint("write it as 'Name: value'"))?;
+        headers.append(name, value);
+    }
+    let token_text = match args.token.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().take(64 * 1024), &mut s)
+                .map_err(|e| CliError::new(format!("cannot read the token from standard input: {e}")))?;
+            Some(s.trim().to_owned())
+        }
+        Some(t) => Some(t.trim().to_owned()),
+        None => None,
+    };
+    let credential = match (&token_text, &args.claims) {
+        (Some(t), _) => Credential::Token(t.strip_prefix("Bearer ").unwrap_or(t)),
+        (None, Some(json)) => {
+            let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).map_err(|e| {
+                CliError::new(format!("--claims is not a JSON object: {e}")).hint(r#"e.g. --claims '{"scp":["products:read"]}'"#)
+            })?;
+            Credential::Claims(claims)
+        }
+        (None, None) => Credential::None,
+    };
+    let x = gw.explain(&method, &request_path, args.host.as_deref(), &headers, credential).await;
+    println!("{method} {request_path}{}", args.host.as_deref().map(|h| format!("  (host {h})")).unwrap_or_default());
+    if token_text.is_none() && args.claims.is_some() {
+        println!("  (claims taken as verified: the token checks are skipped)");
+    }
+    for c in &x.checks {
+        println!("  {} {:<44} {}", if c.passed { "pass" } else { "FAIL" }, c.what, c.detail);
+    }
+    match x.decision {
+        Ok(()) => {
+            println!("decision: allow");
+            Ok(())
+        }
+        Err(r) => {
+            let code = r.error_code().map(|c| format!(" {c}")).unwrap_or_default();
+            println!("decision: deny — {}{code}: {}", r.status().as_u16(), r.description());
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,7 +1,9 @@
-//! Wiring: open the store (migrations, default org), build the identity provider, bind,
-//! serve until told to stop. Used by `up`, `serve` and the integration tests alike.
+//! Wiring: open the store (migrations, default org), build the identity provider or the
+//! gateway, bind, serve until told to stop. Used by `up`, `serve`, `gateway` and the
+//! integration tests alike.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use portcullis_http::TowerToHyperService;
@@ -9,7 +11,9 @@ use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, view};
 use portcullis_jose::MasterKey;
 use portcullis_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use portcullis_gateway::Gateway;
+use portcullis_gateway::config::GatewayFile;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::CliError;
@@ -112,8 +116,94 @@ pub async fn start_idp(
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
     TcpListener::bind(addr).await.map_err(|e| {
         CliError::new(format!("cannot listen on {addr}: {e}"))
-            .hint("another process may use the port: pick another with --idp-port (or idp.listen)")
+            .hint("another process may use the port: pick another port (--idp-port, --gateway-port, idp.listen or the gateway file's listeners)")
     })
+}
+
+/// Reads and validates a gateway file, with every problem named by file, line and field.
+pub fn load_gateway_file(path: &Path) -> Result<GatewayFile, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(format!("cannot read the gateway file {}: {e}", path.display()))
+            .hint("pass an existing YAML file with --config")
+    })?;
+    parse_gateway_file(&text, &path.display().to_string())
+}
+
+/// Validates a gateway file's text; `name` is how errors refer to it.
+pub fn parse_gateway_file(text: &str, name: &str) -> Result<GatewayFile, CliError> {
+    portcullis_gateway::config::parse(text).map_err(|errs| {
+        CliError::new(format!(
+            "{name} is not a valid gateway file:\n{}",
+            errs.iter().map(|e| format!("  {name}: {e}")).collect::<Vec<_>>().join("\n")
+        ))
+        .hint("fix the fields named above; the README's gateway section lists every field")
+    })
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    pub addrs: Vec<SocketAddr>,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    /// `http://` URL of the first listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addrs[0])
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+    }
+
+    /// Waits until every listener stops (they never do unless stopped).
+    pub async fn wait(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Builds the gateway of `file` (secrets it names come from the environment) and serves it
+/// on `listeners`; key fetching starts at once.
+pub async fn start_gateway(file: &GatewayFile, listeners: Vec<TcpListener>) -> Result<GatewayHandle, CliError> {
+    let gateway = Gateway::new(file, &|name| std::env::var(name).ok())
+        .map_err(|e| CliError::new(format!("cannot start the gateway: {e}")))?;
+    let gateway = Arc::new(gateway);
+    gateway.start();
+    let (tx, rx) = watch::channel(false);
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for listener in listeners {
+        addrs.push(
+            listener
+                .local_addr()
+                .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?,
+        );
+        let mut rx = rx.clone();
+        servers.push(tokio::spawn(portcullis_gateway::serve(gateway.clone(), listener, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+    Ok(GatewayHandle { addrs, gateway, shutdown: tx, servers })
+}
+
+/// Binds every listener a gateway file names.
+pub async fn bind_gateway_listeners(file: &GatewayFile) -> Result<Vec<TcpListener>, CliError> {
+    let mut out = Vec::new();
+    for l in &file.listeners {
+        let addr: SocketAddr = l
+            .parse()
+            .map_err(|_| CliError::new(format!("'{l}' is not IP:PORT")).hint("fix `listeners` in the gateway file"))?;
+        out.push(bind(addr).await?);
+    }
+    Ok(out)
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -135,4 +225,36 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The demo catalog API, on an ephemeral loopback port.
+pub struct DemoBackendHandle {
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl DemoBackendHandle {
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Starts the demo catalog API on `127.0.0.1:0`.
+pub async fn start_demo_backend() -> Result<DemoBackendHandle, CliError> {
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let app = crate::demo_backend::router();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(portcullis_http::serve(
+        listener,
+        move |_| TowerToHyperService::new(app.clone()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Ok(DemoBackendHandle { addr, shutdown: tx, server })
 }
