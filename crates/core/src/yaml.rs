@@ -75,10 +75,13 @@ pub fn key_position(source: &str, key: &str) -> Option<(u64, u64)> {
     })
 }
 
-
 impl FileError {
     /// A problem at a known position (from a `serde_saphyr::Spanned` value).
-    pub fn at(location: &serde_saphyr::Location, path: impl Into<String>, message: impl Into<String>) -> FileError {
+    pub fn at(
+        location: &serde_saphyr::Location,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> FileError {
         FileError {
             line: Some(location.line()),
             column: Some(location.column()),

@@ -14,11 +14,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
+use crate::TokenError;
 use crate::config::IssuerConfig;
 use crate::jwks::{JwksCache, JwksSettings};
 use crate::jwt::{IssuerPolicy, Validator, VerifiedToken, now, token_digest};
 use crate::reject::Rejection;
-use crate::TokenError;
 
 /// Verified tokens kept per issuer.
 const TOKEN_CACHE_CAPACITY: u64 = 100_000;
@@ -26,11 +26,15 @@ const TOKEN_CACHE_CAPACITY: u64 = 100_000;
 /// The bearer token of a request: `Ok(None)` when there is none (including other schemes).
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Ok(None) };
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(Rejection::BadRequest("Send one Authorization header."));
     }
-    let value = value.to_str().map_err(|_| Rejection::InvalidToken(TokenError::Malformed))?;
+    let value = value
+        .to_str()
+        .map_err(|_| Rejection::InvalidToken(TokenError::Malformed))?;
     let Some((scheme, token)) = value.split_once(' ') else {
         return Ok(None);
     };
@@ -40,7 +44,11 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
     // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let token = token.trim_matches(' ');
     let body = token.trim_end_matches('=');
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)) {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    {
         return Err(Rejection::InvalidToken(TokenError::Malformed));
     }
     Ok(Some(token))
@@ -65,8 +73,13 @@ impl TrustedIssuer {
             policy.algorithms = algs.iter().filter_map(|a| crate::jwt::algorithm(a)).collect();
         }
         policy.leeway_secs = c.clock_skew_seconds;
-        let jwks =
-            JwksCache::new(&c.issuer, c.jwks_uri.clone(), policy.algorithms.clone(), http.clone(), JwksSettings::default());
+        let jwks = JwksCache::new(
+            &c.issuer,
+            c.jwks_uri.clone(),
+            policy.algorithms.clone(),
+            http.clone(),
+            JwksSettings::default(),
+        );
         let introspector = match &c.introspection {
             None => None,
             Some(i) => {
@@ -161,7 +174,13 @@ impl Introspector {
             Err(e) => (Err(e), self.negative_ttl),
         };
         if !ttl.is_zero() {
-            self.cache.insert(digest, CachedResult { result: result.clone(), ttl });
+            self.cache.insert(
+                digest,
+                CachedResult {
+                    result: result.clone(),
+                    ttl,
+                },
+            );
         }
         result
     }
@@ -178,14 +197,20 @@ impl Introspector {
         if let Some(aud) = claims.get("aud") {
             let ok = match aud {
                 Value::String(a) => self.audiences.contains(a),
-                Value::Array(list) => list.iter().filter_map(Value::as_str).any(|a| self.audiences.iter().any(|x| x == a)),
+                Value::Array(list) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| self.audiences.iter().any(|x| x == a)),
                 _ => false,
             };
             if !ok {
                 return Err(TokenError::WrongAudience);
             }
         }
-        let exp = claims.get("exp").and_then(Value::as_i64).ok_or(TokenError::MissingClaim)?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(TokenError::MissingClaim)?;
         if exp <= now() {
             return Err(TokenError::Expired);
         }
@@ -210,7 +235,10 @@ impl Introspector {
                     .json()
                     .await
                     .map_err(|_| TokenError::KeysUnavailable)?;
-                doc["introspection_endpoint"].as_str().map(String::from).ok_or(TokenError::KeysUnavailable)
+                doc["introspection_endpoint"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or(TokenError::KeysUnavailable)
             })
             .await
             .map(String::as_str)
@@ -221,7 +249,10 @@ impl Introspector {
         let mut resp = self
             .http
             .post(endpoint)
-            .basic_auth(form_encode(&self.client_id), Some(form_encode(&self.client_secret)))
+            .basic_auth(
+                form_encode(&self.client_id),
+                Some(form_encode(&self.client_secret)),
+            )
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .timeout(Duration::from_secs(5))
             .send()
@@ -267,8 +298,14 @@ mod tests {
         assert_eq!(bearer(&h("bearer abc")), Ok(Some("abc")));
         assert_eq!(bearer(&h("Basic dXNlcjpwdw==")), Ok(None));
         assert_eq!(bearer(&h("Bearer")), Ok(None));
-        assert_eq!(bearer(&h("Bearer a b")), Err(Rejection::InvalidToken(TokenError::Malformed)));
-        assert_eq!(bearer(&h("Bearer ")), Err(Rejection::InvalidToken(TokenError::Malformed)));
+        assert_eq!(
+            bearer(&h("Bearer a b")),
+            Err(Rejection::InvalidToken(TokenError::Malformed))
+        );
+        assert_eq!(
+            bearer(&h("Bearer ")),
+            Err(Rejection::InvalidToken(TokenError::Malformed))
+        );
         let mut two = h("Bearer a");
         two.append(http::header::AUTHORIZATION, "Bearer b".parse().unwrap());
         assert!(matches!(bearer(&two), Err(Rejection::BadRequest(_))));

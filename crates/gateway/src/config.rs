@@ -210,14 +210,23 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
     if let Some(v) = file.version
         && v != 1
     {
-        errors.push(FileError::at_path("version", format!("unsupported version {v}; this release reads 1")));
+        errors.push(FileError::at_path(
+            "version",
+            format!("unsupported version {v}; this release reads 1"),
+        ));
     }
     if file.listeners.is_empty() {
-        errors.push(FileError::at_path("listeners", "name at least one address, e.g. 0.0.0.0:8000"));
+        errors.push(FileError::at_path(
+            "listeners",
+            "name at least one address, e.g. 0.0.0.0:8000",
+        ));
     }
     for (i, l) in file.listeners.iter().enumerate() {
         if l.parse::<std::net::SocketAddr>().is_err() {
-            let mut e = FileError::at_path(format!("listeners[{i}]"), format!("'{l}' is not IP:PORT, e.g. 0.0.0.0:8000"));
+            let mut e = FileError::at_path(
+                format!("listeners[{i}]"),
+                format!("'{l}' is not IP:PORT, e.g. 0.0.0.0:8000"),
+            );
             if let Some((line, col)) = portcullis_core::yaml::key_position(source, "listeners") {
                 (e.line, e.column) = (Some(line), Some(col));
             }
@@ -225,19 +234,29 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
         }
     }
     if let Some(realm) = &file.realm
-        && (realm.is_empty() || !realm.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\')))
+        && (realm.is_empty()
+            || !realm
+                .bytes()
+                .all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\')))
     {
-        errors.push(FileError::at_path("realm", "printable ASCII without quotes or backslashes"));
+        errors.push(FileError::at_path(
+            "realm",
+            "printable ASCII without quotes or backslashes",
+        ));
     }
     let mut issuers = BTreeSet::new();
     for (i, s) in file.issuers.iter().enumerate() {
         let (c, at) = (&s.value, &s.referenced);
-        let mut err = |field: &str, msg: String| errors.push(FileError::at(at, format!("issuers[{i}].{field}"), msg));
+        let mut err =
+            |field: &str, msg: String| errors.push(FileError::at(at, format!("issuers[{i}].{field}"), msg));
         if !is_http_url(&c.issuer) {
             err("issuer", format!("'{}' is not an http(s) URL", c.issuer));
         }
         if c.issuer.ends_with('/') {
-            err("issuer", "must match the tokens' `iss` exactly; issuers have no trailing slash".into());
+            err(
+                "issuer",
+                "must match the tokens' `iss` exactly; issuers have no trailing slash".into(),
+            );
         }
         if !issuers.insert(c.issuer.as_str()) {
             err("issuer", format!("'{}' is listed twice", c.issuer));
@@ -247,7 +266,12 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
         }
         for a in c.algorithms.iter().flatten() {
             if crate::jwt::algorithm(a).is_none() {
-                err("algorithms", format!("'{a}' is not accepted; use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"));
+                err(
+                    "algorithms",
+                    format!(
+                        "'{a}' is not accepted; use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"
+                    ),
+                );
             }
         }
         if let Some(u) = &c.jwks_uri
@@ -265,34 +289,51 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
                 err("introspection.endpoint", format!("'{u}' is not an http(s) URL"));
             }
             if intro.cache_seconds > 3600 || intro.negative_cache_seconds > 300 {
-                err("introspection", "cacheSeconds is at most 3600, negativeCacheSeconds at most 300".into());
+                err(
+                    "introspection",
+                    "cacheSeconds is at most 3600, negativeCacheSeconds at most 300".into(),
+                );
             }
         }
     }
     let mut upstreams = BTreeSet::new();
     for (i, s) in file.upstreams.iter().enumerate() {
         let (u, at) = (&s.value, &s.referenced);
-        let mut err = |field: &str, msg: String| errors.push(FileError::at(at, format!("upstreams[{i}].{field}"), msg));
+        let mut err =
+            |field: &str, msg: String| errors.push(FileError::at(at, format!("upstreams[{i}].{field}"), msg));
         if !upstreams.insert(u.name.as_str()) {
             err("name", format!("'{}' is listed twice", u.name));
         }
         if u.targets.is_empty() {
-            err("targets", "name at least one target, e.g. http://127.0.0.1:9000".into());
+            err(
+                "targets",
+                "name at least one target, e.g. http://127.0.0.1:9000".into(),
+            );
         }
         for t in &u.targets {
             if crate::proxy::target_authority(t).is_none() {
-                err("targets", format!("'{t}' is not a target; use http://host:port (TLS to upstreams is not supported yet)"));
+                err(
+                    "targets",
+                    format!(
+                        "'{t}' is not a target; use http://host:port (TLS to upstreams is not supported yet)"
+                    ),
+                );
             }
         }
         if u.connect_timeout_ms == 0 || u.timeout_seconds == 0 {
             err("timeoutSeconds", "timeouts must be positive".into());
         }
     }
-    let introspecting: BTreeSet<&str> =
-        file.issuers.iter().filter(|s| s.value.introspection.is_some()).map(|s| s.value.issuer.as_str()).collect();
+    let introspecting: BTreeSet<&str> = file
+        .issuers
+        .iter()
+        .filter(|s| s.value.introspection.is_some())
+        .map(|s| s.value.issuer.as_str())
+        .collect();
     for (i, s) in file.routes.iter().enumerate() {
         let (r, at) = (&s.value, &s.referenced);
-        let mut err = |field: &str, msg: String| errors.push(FileError::at(at, format!("routes[{i}].{field}"), msg));
+        let mut err =
+            |field: &str, msg: String| errors.push(FileError::at(at, format!("routes[{i}].{field}"), msg));
         if let Err(e) = crate::route::PathTemplate::parse(&r.path) {
             err("path", e);
         }
@@ -305,7 +346,10 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
             match (&v.prefix, &v.header, &v.value) {
                 (Some(p), None, None) if p.starts_with('/') && !p.ends_with('/') && p.len() > 1 => {}
                 (None, Some(h), Some(_)) if http::HeaderName::try_from(h.as_str()).is_ok() => {}
-                _ => err("version", "give either `prefix: /v1` or `header: <name>` with `value: <version>`".into()),
+                _ => err(
+                    "version",
+                    "give either `prefix: /v1` or `header: <name>` with `value: <version>`".into(),
+                ),
             }
         }
         if !upstreams.contains(r.upstream.as_str()) {
@@ -316,23 +360,31 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
                 err("issuers", format!("'{iss}' is not one of the issuers"));
             }
         }
-        let demands = r.scopes.as_ref().is_some_and(|s| !s.all_of.is_empty() || !s.any_of.is_empty())
+        let demands = r
+            .scopes
+            .as_ref()
+            .is_some_and(|s| !s.all_of.is_empty() || !s.any_of.is_empty())
             || !r.conditions.is_empty()
             || !r.forward_claims.is_empty();
         match r.auth {
-            AuthMode::None if demands => {
-                err("auth", "a route with `auth: none` cannot require scopes, conditions or forward claims".into())
-            }
-            AuthMode::Jwt | AuthMode::Introspection if issuers.is_empty() => {
-                err("auth", "this route needs tokens, but no issuer is configured".into())
-            }
+            AuthMode::None if demands => err(
+                "auth",
+                "a route with `auth: none` cannot require scopes, conditions or forward claims".into(),
+            ),
+            AuthMode::Jwt | AuthMode::Introspection if issuers.is_empty() => err(
+                "auth",
+                "this route needs tokens, but no issuer is configured".into(),
+            ),
             AuthMode::Introspection
                 if !r.issuers.as_ref().map_or_else(
                     || !introspecting.is_empty(),
                     |l| l.iter().all(|i| introspecting.contains(i.as_str())),
                 ) =>
             {
-                err("auth", "introspection needs `introspection` credentials on the route's issuers".into())
+                err(
+                    "auth",
+                    "introspection needs `introspection` credentials on the route's issuers".into(),
+                )
             }
             _ => {}
         }
@@ -354,7 +406,8 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
 }
 
 fn is_http_url(s: &str) -> bool {
-    (s.starts_with("http://") || s.starts_with("https://")) && s.parse::<http::Uri>().is_ok_and(|u| u.host().is_some())
+    (s.starts_with("http://") || s.starts_with("https://"))
+        && s.parse::<http::Uri>().is_ok_and(|u| u.host().is_some())
 }
 
 #[cfg(test)]
@@ -366,12 +419,30 @@ mod tests {
         let src = "issuers:\n  - issuer: http://id.example/oauth2/default/\n    audiences: []\nupstreams:\n  - name: a\n    targets: [ftp://x]\nroutes:\n  - path: /x/{id\n    upstream: b\n    conditions: ['claims.(']\n";
         let errors = parse(src).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|e| e.starts_with("line 2") && e.contains("issuers[0].issuer")), "{text:?}");
-        assert!(text.iter().any(|e| e.contains("issuers[0].audiences")), "{text:?}");
-        assert!(text.iter().any(|e| e.starts_with("line 5") && e.contains("upstreams[0].targets")), "{text:?}");
-        assert!(text.iter().any(|e| e.starts_with("line 8") && e.contains("routes[0].path")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 2") && e.contains("issuers[0].issuer")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("issuers[0].audiences")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 5") && e.contains("upstreams[0].targets")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 8") && e.contains("routes[0].path")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|e| e.contains("routes[0].upstream")), "{text:?}");
-        assert!(text.iter().any(|e| e.contains("routes[0].conditions")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("routes[0].conditions")),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub use reject::Rejection;
 pub use service::{Credential, Explanation, Gateway};
 
 /// Serves `gateway` on `listener` until `shutdown` resolves.
-pub async fn serve(gateway: Arc<Gateway>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     portcullis_http::serve(
         listener,
         move |peer| {

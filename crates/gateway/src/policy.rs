@@ -42,17 +42,26 @@ pub struct Check {
 }
 
 impl Requirements {
-    pub fn compile(scopes: Option<&ScopeRequirement>, conditions: &[ConditionConfig]) -> Result<Requirements, String> {
+    pub fn compile(
+        scopes: Option<&ScopeRequirement>,
+        conditions: &[ConditionConfig],
+    ) -> Result<Requirements, String> {
         let scopes = scopes.cloned().unwrap_or_default();
         let conditions = conditions
             .iter()
             .map(|c| {
                 let expr = Expression::compile(c.expr()).map_err(|e| e.to_string())?;
-                let message = c.message().map_or_else(|| format!("requires {}", c.expr()), String::from);
+                let message = c
+                    .message()
+                    .map_or_else(|| format!("requires {}", c.expr()), String::from);
                 Ok(Condition { expr, message })
             })
             .collect::<Result<_, String>>()?;
-        Ok(Requirements { all_of: scopes.all_of, any_of: scopes.any_of, conditions })
+        Ok(Requirements {
+            all_of: scopes.all_of,
+            any_of: scopes.any_of,
+            conditions,
+        })
     }
 
     /// Checks `scopes` and `claims`; the first failure is the answer. With `trace`, every
@@ -68,12 +77,23 @@ impl Requirements {
         let has = |s: &String| scopes.iter().any(|g| g == s);
         if !self.all_of.is_empty() {
             let what = format!("scopes: all of [{}]", self.all_of.join(", "));
-            let missing: Vec<&str> = self.all_of.iter().filter(|s| !has(s)).map(String::as_str).collect();
+            let missing: Vec<&str> = self
+                .all_of
+                .iter()
+                .filter(|s| !has(s))
+                .map(String::as_str)
+                .collect();
             if missing.is_empty() {
                 out.record(what, Ok("granted".into()));
             } else {
                 let needed = missing.join(" ");
-                out.record(what, Err((format!("missing {needed}"), Rejection::InsufficientScope { needed })));
+                out.record(
+                    what,
+                    Err((
+                        format!("missing {needed}"),
+                        Rejection::InsufficientScope { needed },
+                    )),
+                );
             }
         }
         if !self.any_of.is_empty() {
@@ -82,14 +102,20 @@ impl Requirements {
                 Some(s) => out.record(what, Ok(format!("{s} granted"))),
                 None => {
                     let needed = self.any_of.join(" ");
-                    out.record(what, Err(("none granted".into(), Rejection::InsufficientScope { needed })));
+                    out.record(
+                        what,
+                        Err(("none granted".into(), Rejection::InsufficientScope { needed })),
+                    );
                 }
             }
         }
         if !self.conditions.is_empty() && !out.settled() {
             let claims = Value::Object(claims.clone());
-            let params: serde_json::Map<String, Value> =
-                request.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let params: serde_json::Map<String, Value> = request
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let req = json!({
                 "method": request.method,
                 "path": request.path,
@@ -107,7 +133,14 @@ impl Requirements {
                 };
                 out.record(
                     what,
-                    outcome.map_err(|d| (d, Rejection::ConditionFailed { message: c.message.clone() })),
+                    outcome.map_err(|d| {
+                        (
+                            d,
+                            Rejection::ConditionFailed {
+                                message: c.message.clone(),
+                            },
+                        )
+                    }),
                 );
                 if out.settled() {
                     break;
@@ -157,13 +190,21 @@ mod tests {
     use super::*;
 
     fn req() -> RequestFacts<'static> {
-        RequestFacts { method: "PUT", path: "/api/v1/products/7", host: None, params: &[] }
+        RequestFacts {
+            method: "PUT",
+            path: "/api/v1/products/7",
+            host: None,
+            params: &[],
+        }
     }
 
     #[test]
     fn scopes_and_conditions_decide() {
         let r = Requirements::compile(
-            Some(&ScopeRequirement { all_of: vec!["products:write".into()], any_of: vec![] }),
+            Some(&ScopeRequirement {
+                all_of: vec!["products:write".into()],
+                any_of: vec![],
+            }),
             &[ConditionConfig::Expr("\"admin\" in claims.user_roles".into())],
         )
         .unwrap();
@@ -172,14 +213,19 @@ mod tests {
         assert_eq!(r.evaluate(&w, &claims(json!(["admin"])), &req(), None), Ok(()));
         assert_eq!(
             r.evaluate(&[], &claims(json!(["admin"])), &req(), None),
-            Err(Rejection::InsufficientScope { needed: "products:write".into() })
+            Err(Rejection::InsufficientScope {
+                needed: "products:write".into()
+            })
         );
         assert!(matches!(
             r.evaluate(&w, &claims(json!(["dev"])), &req(), None),
             Err(Rejection::ConditionFailed { .. })
         ));
         let none = serde_json::Map::new();
-        assert!(matches!(r.evaluate(&w, &none, &req(), None), Err(Rejection::ConditionFailed { .. })));
+        assert!(matches!(
+            r.evaluate(&w, &none, &req(), None),
+            Err(Rejection::ConditionFailed { .. })
+        ));
         let mut trace = Vec::new();
         let _ = r.evaluate(&[], &claims(json!(["dev"])), &req(), Some(&mut trace));
         assert_eq!(trace.len(), 2);
@@ -189,8 +235,13 @@ mod tests {
     #[test]
     fn any_of_and_numbers() {
         let r = Requirements::compile(
-            Some(&ScopeRequirement { all_of: vec![], any_of: vec!["a".into(), "b".into()] }),
-            &[ConditionConfig::Expr("claims.level >= 3 && request.method == 'PUT'".into())],
+            Some(&ScopeRequirement {
+                all_of: vec![],
+                any_of: vec!["a".into(), "b".into()],
+            }),
+            &[ConditionConfig::Expr(
+                "claims.level >= 3 && request.method == 'PUT'".into(),
+            )],
         )
         .unwrap();
         let c = json!({"level": 4}).as_object().unwrap().clone();

@@ -65,8 +65,12 @@ impl Upstream {
             .targets
             .iter()
             .map(|t| {
-                let authority = target_authority(t).ok_or_else(|| format!("'{t}' is not http://host:port"))?;
-                Ok(Target { authority, down_until: AtomicU64::new(0) })
+                let authority =
+                    target_authority(t).ok_or_else(|| format!("'{t}' is not http://host:port"))?;
+                Ok(Target {
+                    authority,
+                    down_until: AtomicU64::new(0),
+                })
             })
             .collect::<Result<Vec<_>, String>>()?;
         let mut connector = HttpConnector::new();
@@ -103,7 +107,11 @@ impl Upstream {
     /// with the body still streaming.
     pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, Rejection> {
         let target = self.pick().ok_or(Rejection::UpstreamUnavailable)?;
-        let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(target.authority.clone())
@@ -115,7 +123,9 @@ impl Upstream {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 if e.is_connect() {
-                    target.down_until.store(self.millis() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+                    target
+                        .down_until
+                        .store(self.millis() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
                 }
                 tracing::warn!(upstream = %self.name, target = %target.authority, error = %e, "upstream request failed");
                 Err(Rejection::BadGateway)
@@ -191,7 +201,10 @@ impl Default for RequestIds {
     fn default() -> Self {
         let mut seed = [0u8; 8];
         let _ = aws_lc_rs::rand::fill(&mut seed);
-        RequestIds { prefix: u64::from_le_bytes(seed), counter: AtomicU64::new(0) }
+        RequestIds {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
     }
 }
 
@@ -199,12 +212,15 @@ impl RequestIds {
     pub fn for_request(&self, headers: &HeaderMap) -> HeaderValue {
         if let Some(v) = headers.get(&X_REQUEST_ID)
             && (1..=128).contains(&v.len())
-            && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
         {
             return v.clone();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{:016x}{n:016x}", self.prefix)).unwrap_or(HeaderValue::from_static("0"))
+        HeaderValue::try_from(format!("{:016x}{n:016x}", self.prefix))
+            .unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
@@ -230,7 +246,10 @@ mod tests {
         h.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
         add_forwarding(&mut h, "127.0.0.1:5000".parse().unwrap(), Some("api.example.com"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h["forwarded"], "for=127.0.0.1;proto=http;host=\"api.example.com\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=127.0.0.1;proto=http;host=\"api.example.com\""
+        );
         assert_eq!(h["x-forwarded-host"], "api.example.com");
     }
 

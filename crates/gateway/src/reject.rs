@@ -21,9 +21,13 @@ pub enum Rejection {
     /// A token that was sent but is not acceptable (401 `invalid_token`).
     InvalidToken(TokenError),
     /// Valid token, missing scopes (403 `insufficient_scope`).
-    InsufficientScope { needed: String },
+    InsufficientScope {
+        needed: String,
+    },
     /// Valid token, a claim condition not met (403 `insufficient_scope`).
-    ConditionFailed { message: String },
+    ConditionFailed {
+        message: String,
+    },
     /// The `Authorization` header is not a single well-formed bearer credential (400).
     BadRequest(&'static str),
     /// The issuer's keys or introspection endpoint cannot be reached (503).
@@ -54,7 +58,9 @@ impl Rejection {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Rejection::InvalidToken(_) => Some("invalid_token"),
-            Rejection::InsufficientScope { .. } | Rejection::ConditionFailed { .. } => Some("insufficient_scope"),
+            Rejection::InsufficientScope { .. } | Rejection::ConditionFailed { .. } => {
+                Some("insufficient_scope")
+            }
             Rejection::BadRequest(_) => Some("invalid_request"),
             _ => None,
         }
@@ -66,8 +72,12 @@ impl Rejection {
             Rejection::MethodNotAllowed(_) => "This route does not accept this method.".into(),
             Rejection::NoToken => "This route requires a bearer token in the Authorization header.".into(),
             Rejection::InvalidToken(e) => format!("{e}."),
-            Rejection::InsufficientScope { needed } => format!("The access token lacks the required scope: {needed}."),
-            Rejection::ConditionFailed { message } => format!("The access token's claims do not allow this: {message}."),
+            Rejection::InsufficientScope { needed } => {
+                format!("The access token lacks the required scope: {needed}.")
+            }
+            Rejection::ConditionFailed { message } => {
+                format!("The access token's claims do not allow this: {message}.")
+            }
             Rejection::BadRequest(why) => (*why).into(),
             Rejection::AuthUnavailable => "The token cannot be checked right now; retry later.".into(),
             Rejection::BadGateway => "The upstream service refused or dropped the connection.".into(),
@@ -86,7 +96,10 @@ impl Rejection {
             | Rejection::ConditionFailed { .. }
             | Rejection::BadRequest(_) => {
                 let code = self.error_code().unwrap_or("invalid_request");
-                c.push_str(&format!(", error=\"{code}\", error_description=\"{}\"", quoted(&self.description())));
+                c.push_str(&format!(
+                    ", error=\"{code}\", error_description=\"{}\"",
+                    quoted(&self.description())
+                ));
                 if let Rejection::InsufficientScope { needed } = self {
                     c.push_str(&format!(", scope=\"{}\"", quoted(needed)));
                 }
@@ -98,7 +111,8 @@ impl Rejection {
 
     pub fn into_response<B: From<Full<Bytes>>>(self, realm: &str) -> Response<B> {
         let status = self.status();
-        let mut body = serde_json::json!({ "status": status.as_u16(), "error_description": self.description() });
+        let mut body =
+            serde_json::json!({ "status": status.as_u16(), "error_description": self.description() });
         if let Some(code) = self.error_code() {
             body["error"] = code.into();
         }
@@ -141,12 +155,31 @@ mod tests {
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        assert_eq!(Rejection::NoToken.challenge("api").unwrap(), "Bearer realm=\"api\"");
-        let c = Rejection::InvalidToken(TokenError::Expired).challenge("api").unwrap();
-        assert_eq!(c, "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token expired.\"");
-        let c = Rejection::InsufficientScope { needed: "products:write".into() }.challenge("api").unwrap();
-        assert!(c.contains("error=\"insufficient_scope\"") && c.ends_with("scope=\"products:write\""), "{c}");
-        let c = Rejection::ConditionFailed { message: "\"admin\" in claims.user_roles".into() }.challenge("a").unwrap();
+        assert_eq!(
+            Rejection::NoToken.challenge("api").unwrap(),
+            "Bearer realm=\"api\""
+        );
+        let c = Rejection::InvalidToken(TokenError::Expired)
+            .challenge("api")
+            .unwrap();
+        assert_eq!(
+            c,
+            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token expired.\""
+        );
+        let c = Rejection::InsufficientScope {
+            needed: "products:write".into(),
+        }
+        .challenge("api")
+        .unwrap();
+        assert!(
+            c.contains("error=\"insufficient_scope\"") && c.ends_with("scope=\"products:write\""),
+            "{c}"
+        );
+        let c = Rejection::ConditionFailed {
+            message: "\"admin\" in claims.user_roles".into(),
+        }
+        .challenge("a")
+        .unwrap();
         assert!(c.contains("'admin' in claims.user_roles"), "{c}");
         assert_eq!(Rejection::GatewayTimeout.challenge("a"), None);
     }

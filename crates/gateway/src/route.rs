@@ -35,21 +35,28 @@ impl PathTemplate {
                 };
                 if let Some(rest) = name.strip_suffix("...") {
                     if i + 1 != parts.len() {
-                        return Err(format!("'{part}' in '{source}': a '{{name...}}' parameter must come last"));
+                        return Err(format!(
+                            "'{part}' in '{source}': a '{{name...}}' parameter must come last"
+                        ));
                     }
                     segments.push(Segment::Rest(valid_name(rest, source)?));
                 } else {
                     segments.push(Segment::Param(valid_name(name, source)?));
                 }
             } else if part.contains(['{', '}']) {
-                return Err(format!("'{part}' in '{source}': a parameter takes a whole segment, e.g. /items/{{id}}"));
+                return Err(format!(
+                    "'{part}' in '{source}': a parameter takes a whole segment, e.g. /items/{{id}}"
+                ));
             } else if part.is_empty() && i + 1 != parts.len() {
                 return Err(format!("'{source}' has an empty segment ('//')"));
             } else {
                 segments.push(Segment::Literal((*part).to_owned()));
             }
         }
-        Ok(PathTemplate { source: source.to_owned(), segments })
+        Ok(PathTemplate {
+            source: source.to_owned(),
+            segments,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -75,7 +82,9 @@ impl PathTemplate {
                     };
                     match seg {
                         Segment::Literal(l) if l == head => {}
-                        Segment::Param(name) if !head.is_empty() => params.push((name.clone(), head.to_owned())),
+                        Segment::Param(name) if !head.is_empty() => {
+                            params.push((name.clone(), head.to_owned()))
+                        }
                         _ => return None,
                     }
                     rest = tail;
@@ -90,7 +99,9 @@ fn valid_name(name: &str, source: &str) -> Result<String, String> {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(name.to_owned())
     } else {
-        Err(format!("'{{{name}}}' in '{source}': parameter names are letters, digits and '_'"))
+        Err(format!(
+            "'{{{name}}}' in '{source}': parameter names are letters, digits and '_'"
+        ))
     }
 }
 
@@ -142,7 +153,9 @@ impl Matcher {
             return Match::No;
         };
         match &self.methods {
-            Some(ms) if !ms.contains(method) && !(method == Method::HEAD && ms.contains(&Method::GET)) => Match::WrongMethod,
+            Some(ms) if !(ms.contains(method) || method == Method::HEAD && ms.contains(&Method::GET)) => {
+                Match::WrongMethod
+            }
             _ => Match::Yes(params),
         }
     }
@@ -150,7 +163,10 @@ impl Matcher {
 
 /// The host of a request, without port: `Host` header or the URI's authority.
 pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    let raw = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.host())?;
+    let raw = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.host())?;
     match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next(),
         None => raw.split(':').next(),
@@ -176,8 +192,14 @@ mod tests {
         );
         assert_eq!(t("/api/v1/products/{id}").matches("/api/v1/products/"), None);
         assert_eq!(t("/api/v1/products/{id}").matches("/api/v1/products/4/2"), None);
-        assert_eq!(t("/files/{rest...}").matches("/files/a/b/c"), Some(vec![("rest".into(), "a/b/c".into())]));
-        assert_eq!(t("/{rest...}").matches("/"), Some(vec![("rest".into(), "".into())]));
+        assert_eq!(
+            t("/files/{rest...}").matches("/files/a/b/c"),
+            Some(vec![("rest".into(), "a/b/c".into())])
+        );
+        assert_eq!(
+            t("/{rest...}").matches("/"),
+            Some(vec![("rest".into(), "".into())])
+        );
         assert_eq!(t("/").matches("/"), Some(vec![]));
         assert!(PathTemplate::parse("api").is_err());
         assert!(PathTemplate::parse("/a/{id").is_err());

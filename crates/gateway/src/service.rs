@@ -16,6 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
+use crate::TokenError;
 use crate::auth::{TrustedIssuer, bearer, claimed_issuer};
 use crate::config::{AuthMode, GatewayFile};
 use crate::jwt::VerifiedToken;
@@ -23,7 +24,6 @@ use crate::policy::{Check, RequestFacts, Requirements};
 use crate::proxy::{RequestIds, Upstream, X_REQUEST_ID, add_forwarding, strip_hop_by_hop};
 use crate::reject::Rejection;
 use crate::route::{Match, Matcher, PathTemplate, Version, request_host};
-use crate::TokenError;
 
 /// Response bodies: the upstream's, streamed, or one of ours.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -88,7 +88,11 @@ impl Gateway {
             .iter()
             .map(|i| TrustedIssuer::new(&i.value, http.clone(), secret_of))
             .collect::<Result<Vec<_>, _>>()?;
-        let upstreams = file.upstreams.iter().map(|u| Upstream::new(&u.value)).collect::<Result<Vec<_>, _>>()?;
+        let upstreams = file
+            .upstreams
+            .iter()
+            .map(|u| Upstream::new(&u.value))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut routes = Vec::new();
         let mut identity_headers: Vec<HeaderName> = Vec::new();
         for (i, r) in file.routes.iter().enumerate() {
@@ -98,37 +102,61 @@ impl Gateway {
             let methods = r
                 .methods
                 .as_ref()
-                .map(|ms| ms.iter().map(|m| m.parse::<Method>().map_err(|e| e.to_string())).collect())
+                .map(|ms| {
+                    ms.iter()
+                        .map(|m| m.parse::<Method>().map_err(|e| e.to_string()))
+                        .collect()
+                })
                 .transpose()?;
             let version = match &r.version {
                 None => None,
                 Some(v) => match (&v.prefix, &v.header, &v.value) {
                     (Some(p), _, _) => Some(Version::Prefix(p.clone())),
-                    (None, Some(h), Some(val)) => {
-                        Some(Version::Header(h.parse().map_err(|_| format!("{name}: bad version header"))?, val.clone()))
-                    }
+                    (None, Some(h), Some(val)) => Some(Version::Header(
+                        h.parse().map_err(|_| format!("{name}: bad version header"))?,
+                        val.clone(),
+                    )),
                     _ => return Err(format!("{name}: version needs a prefix or a header and value")),
                 },
             };
-            let matcher = Matcher { host: r.host.clone(), version, template, methods };
+            let matcher = Matcher {
+                host: r.host.clone(),
+                version,
+                template,
+                methods,
+            };
             let upstream = upstreams
                 .iter()
                 .position(|u| u.name == r.upstream)
                 .ok_or_else(|| format!("{name}: no upstream '{}'", r.upstream))?;
             let accepted: Vec<usize> = match &r.issuers {
                 None => (0..issuers.len()).collect(),
-                Some(list) => list.iter().filter_map(|i| issuers.iter().position(|t| &t.issuer == i)).collect(),
+                Some(list) => list
+                    .iter()
+                    .filter_map(|i| issuers.iter().position(|t| &t.issuer == i))
+                    .collect(),
             };
-            let requirements = Requirements::compile(r.scopes.as_ref(), &r.conditions).map_err(|e| format!("{name}: {e}"))?;
+            let requirements = Requirements::compile(r.scopes.as_ref(), &r.conditions)
+                .map_err(|e| format!("{name}: {e}"))?;
             let mut forward = Vec::new();
             for (header, claim) in &r.forward_claims {
-                let h: HeaderName = header.parse().map_err(|_| format!("{name}: '{header}' is not a header name"))?;
+                let h: HeaderName = header
+                    .parse()
+                    .map_err(|_| format!("{name}: '{header}' is not a header name"))?;
                 if !identity_headers.contains(&h) {
                     identity_headers.push(h.clone());
                 }
                 forward.push((h, claim.clone()));
             }
-            routes.push(Route { name, matcher, upstream, auth: r.auth, issuers: accepted, requirements, forward });
+            routes.push(Route {
+                name,
+                matcher,
+                upstream,
+                auth: r.auth,
+                issuers: accepted,
+                requirements,
+                forward,
+            });
         }
         Ok(Gateway {
             realm: file.realm.clone().unwrap_or_else(|| DEFAULT_REALM.into()),
@@ -157,15 +185,18 @@ impl Gateway {
         let started = Instant::now();
         let request_id = self.request_ids.for_request(req.headers());
         let method = req.method().clone();
+        let path = req.uri().path().to_owned();
         let (route, resp) = match self.admit_and_forward(req, peer, &request_id).await {
             Ok((route, resp)) => (Some(route), resp.map(Either::Left)),
             Err((route, rejection)) => (route, rejection.into_response(&self.realm).map(Either::Right)),
         };
         let mut resp = resp;
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        resp.headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
         tracing::info!(
             target: "portcullis::gateway::access",
             method = %method,
+            path = %path,
             status = resp.status().as_u16(),
             route = route.unwrap_or("-"),
             request_id = request_id.to_str().unwrap_or(""),
@@ -188,9 +219,15 @@ impl Gateway {
         };
         let host = request_host(req.uri(), req.headers()).map(str::to_owned);
         let admitted = self
-            .decide(req.method(), req.uri().path(), host.as_deref(), req.headers(), credential, None)
-            .await
-            .map_err(|(route, r)| (route, r))?;
+            .decide(
+                req.method(),
+                req.uri().path(),
+                host.as_deref(),
+                req.headers(),
+                credential,
+                None,
+            )
+            .await?;
         let route = admitted.route;
         let (mut parts, body) = req.into_parts();
         let headers = &mut parts.headers;
@@ -228,7 +265,10 @@ impl Gateway {
         mut trace: Option<&mut Vec<Check>>,
     ) -> Result<Admitted<'_>, (Option<&str>, Rejection)> {
         if !is_normal_path(path) {
-            return Err((None, Rejection::BadRequest("The request path has dot segments or encoded slashes.")));
+            return Err((
+                None,
+                Rejection::BadRequest("The request path has dot segments or encoded slashes."),
+            ));
         }
         let mut allowed: Vec<Method> = Vec::new();
         let mut found = None;
@@ -244,7 +284,14 @@ impl Gateway {
         }
         let Some((route, params)) = found else {
             allowed.dedup();
-            return Err((None, if allowed.is_empty() { Rejection::NoRoute } else { Rejection::MethodNotAllowed(allowed) }));
+            return Err((
+                None,
+                if allowed.is_empty() {
+                    Rejection::NoRoute
+                } else {
+                    Rejection::MethodNotAllowed(allowed)
+                },
+            ));
         };
         let name = Some(route.name.as_str());
         if let Some(t) = trace.as_deref_mut() {
@@ -271,14 +318,33 @@ impl Gateway {
         if let Some(t) = trace.as_deref_mut() {
             let what = format!("token ({:?})", route.auth).to_lowercase();
             t.push(match &token {
-                Ok(v) => Check { what, passed: true, detail: format!("scopes [{}]", v.scopes.join(", ")) },
-                Err(r) => Check { what, passed: false, detail: r.description() },
+                Ok(v) => Check {
+                    what,
+                    passed: true,
+                    detail: format!("scopes [{}]", v.scopes.join(", ")),
+                },
+                Err(r) => Check {
+                    what,
+                    passed: false,
+                    detail: r.description(),
+                },
             });
         }
         let token = token.map_err(|r| (name, r))?;
-        let facts = RequestFacts { method: method.as_str(), path, host, params: &params };
-        route.requirements.evaluate(&token.scopes, &token.claims, &facts, trace).map_err(|r| (name, r))?;
-        Ok(Admitted { route, token: Some(token) })
+        let facts = RequestFacts {
+            method: method.as_str(),
+            path,
+            host,
+            params: &params,
+        };
+        route
+            .requirements
+            .evaluate(&token.scopes, &token.claims, &facts, trace)
+            .map_err(|r| (name, r))?;
+        Ok(Admitted {
+            route,
+            token: Some(token),
+        })
     }
 
     async fn verify(&self, route: &Route, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
@@ -291,7 +357,10 @@ impl Gateway {
                 .ok_or(TokenError::WrongIssuer)?,
             many => {
                 let iss = claimed_issuer(token).ok_or(TokenError::Malformed)?;
-                many.iter().map(|i| &self.issuers[*i]).find(|i| i.issuer == iss).ok_or(TokenError::WrongIssuer)?
+                many.iter()
+                    .map(|i| &self.issuers[*i])
+                    .find(|i| i.issuer == iss)
+                    .ok_or(TokenError::WrongIssuer)?
             }
         };
         match (route.auth, &issuer.introspector) {
@@ -316,9 +385,18 @@ impl Gateway {
         credential: Credential<'_>,
     ) -> Explanation {
         let mut checks = Vec::new();
-        let outcome = self.decide(method, path, host, headers, credential, Some(&mut checks)).await;
-        let route = checks.first().filter(|c| c.what.starts_with("route:")).map(|c| c.what.clone());
-        Explanation { route, checks, decision: outcome.map(|_| ()).map_err(|(_, r)| r) }
+        let outcome = self
+            .decide(method, path, host, headers, credential, Some(&mut checks))
+            .await;
+        let route = checks
+            .first()
+            .filter(|c| c.what.starts_with("route:"))
+            .map(|c| c.what.clone());
+        Explanation {
+            route,
+            checks,
+            decision: outcome.map(|_| ()).map_err(|(_, r)| r),
+        }
     }
 
     pub fn realm(&self) -> &str {

@@ -61,7 +61,11 @@ pub struct DemoClients {
 /// Applies the demo org on a new data dir (or when a demo client is missing) and returns
 /// the demo clients' secrets: the ones `demo.json` holds while they still match, new ones
 /// otherwise (the store keeps only hashes).
-pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path) -> Result<DemoClients, CliError> {
+pub async fn ensure_demo_org(
+    store: &Store,
+    master: &MasterKey,
+    data_dir: &Path,
+) -> Result<DemoClients, CliError> {
     let hasher = SecretHasher::new(master);
     let ids = [DEMO_SERVICE_CLIENT, DEMO_SYSADMIN_CLIENT];
     let previous: Option<DemoInfo> = std::fs::read(data_dir.join("demo.json"))
@@ -73,8 +77,17 @@ pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path)
         .iter()
         .any(|id| !content.clients.iter().any(|c| c.client.client_id == *id))
     {
-        let doc = orgfile::parse(DEMO_ORG).map_err(|e| CliError::new(format!("built-in demo org is invalid: {e:?}")))?;
-        let plan = orgfile::plan(store, &hasher, DEFAULT_ORG_ID, &doc, &HashMap::<String, String>::new(), false).await?;
+        let doc = orgfile::parse(DEMO_ORG)
+            .map_err(|e| CliError::new(format!("built-in demo org is invalid: {e:?}")))?;
+        let plan = orgfile::plan(
+            store,
+            &hasher,
+            DEFAULT_ORG_ID,
+            &doc,
+            &HashMap::<String, String>::new(),
+            false,
+        )
+        .await?;
         let applied = orgfile::apply(store, master, DEFAULT_ORG_ID, plan, clock::now(), 900).await?;
         generated.extend(applied.generated_secrets);
     }
@@ -82,7 +95,10 @@ pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path)
     let mut secrets = Vec::new();
     for id in ids {
         if let Some(s) = generated.remove(id) {
-            secrets.push(DemoClient { client_id: id.into(), client_secret: s });
+            secrets.push(DemoClient {
+                client_id: id.into(),
+                client_secret: s,
+            });
             continue;
         }
         let stored = content
@@ -104,10 +120,21 @@ pub async fn ensure_demo_org(store: &Store, master: &MasterKey, data_dir: &Path)
         // client gets a new one.
         let secret = SecretHasher::generate_secret();
         store
-            .put_client(DEFAULT_ORG_ID, &stored.client, SecretUpdate::Set(hasher.hash(&secret)), clock::now())
+            .put_client(
+                DEFAULT_ORG_ID,
+                &stored.client,
+                SecretUpdate::Set(hasher.hash(&secret)),
+                clock::now(),
+            )
             .await?;
-        tracing::warn!(client = id, "demo.json was missing or stale: the demo client got a new secret");
-        secrets.push(DemoClient { client_id: id.into(), client_secret: secret });
+        tracing::warn!(
+            client = id,
+            "demo.json was missing or stale: the demo client got a new secret"
+        );
+        secrets.push(DemoClient {
+            client_id: id.into(),
+            client_secret: secret,
+        });
     }
     let sysadmin = secrets.pop().expect("two demo clients");
     let service = secrets.pop().expect("two demo clients");

@@ -115,5 +115,6 @@ async fn create_order(State(c): State<Arc<Catalog>>, headers: HeaderMap) -> Resp
 }
 
 async fn delete_users(headers: HeaderMap) -> Response {
-    Json(json!({"deleted": 0, "message": "no users to delete in the demo", "caller": caller(&headers)})).into_response()
+    Json(json!({"deleted": 0, "message": "no users to delete in the demo", "caller": caller(&headers)}))
+        .into_response()
 }

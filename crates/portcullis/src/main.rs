@@ -95,7 +95,12 @@ struct ExplainArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// A bearer token, verified for real against its issuer's keys (`-` reads standard input).
-    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true, conflicts_with = "claims")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "claims"
+    )]
     token: Option<String>,
     /// Claims as JSON, taken as already verified: checks the route's policy alone.
     #[arg(long)]
@@ -576,7 +581,10 @@ async fn gateway(args: GatewayArgs) -> Result<(), CliError> {
 
 async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     use portcullis_gateway::Credential;
-    let path = args.config.clone().unwrap_or_else(|| args.data_dir.join("gateway.yaml"));
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("gateway.yaml"));
     let file = runtime::load_gateway_file(&path).map_err(|e| {
         if args.config.is_none() {
             e.hint("start the sandbox with `portcullis up`, or pass your gateway file with --config")
@@ -586,21 +594,27 @@ async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     })?;
     let gw = portcullis_gateway::Gateway::new(&file, &|name| std::env::var(name).ok())
         .map_err(|e| CliError::new(format!("cannot build the gateway: {e}")))?;
-    let method: http::Method = args
-        .method
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|_| CliError::new(format!("'{}' is not an HTTP method", args.method)).hint("e.g. GET, PUT"))?;
+    let method: http::Method = args.method.to_ascii_uppercase().parse().map_err(|_| {
+        CliError::new(format!("'{}' is not an HTTP method", args.method)).hint("e.g. GET, PUT")
+    })?;
     let request_path = args.path.split('?').next().unwrap_or("/").to_owned();
     if !request_path.starts_with('/') {
-        return Err(CliError::new(format!("'{}' is not a path", args.path)).hint("paths start with '/', e.g. /api/v1/products"));
+        return Err(CliError::new(format!("'{}' is not a path", args.path))
+            .hint("paths start with '/', e.g. /api/v1/products"));
     }
     let mut headers = http::HeaderMap::new();
     for h in &args.headers {
         let (name, value) = h
             .split_once(':')
-            .and_then(|(n, v)| Some((http::HeaderName::try_from(n.trim()).ok()?, http::HeaderValue::try_from(v.trim()).ok()?)))
-            .ok_or_else(|| CliError::new(format!("'{h}' is not a header")).hint("write it as 'Name: value'"))?;
+            .and_then(|(n, v)| {
+                Some((
+                    http::HeaderName::try_from(n.trim()).ok()?,
+                    http::HeaderValue::try_from(v.trim()).ok()?,
+                ))
+            })
+            .ok_or_else(|| {
+                CliError::new(format!("'{h}' is not a header")).hint("write it as 'Name: value'")
+            })?;
         headers.append(name, value);
     }
     let token_text = match args.token.as_deref() {
@@ -616,20 +630,35 @@ async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     let credential = match (&token_text, &args.claims) {
         (Some(t), _) => Credential::Token(t.strip_prefix("Bearer ").unwrap_or(t)),
         (None, Some(json)) => {
-            let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).map_err(|e| {
-                CliError::new(format!("--claims is not a JSON object: {e}")).hint(r#"e.g. --claims '{"scp":["products:read"]}'"#)
-            })?;
+            let claims: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(json).map_err(|e| {
+                    CliError::new(format!("--claims is not a JSON object: {e}"))
+                        .hint(r#"e.g. --claims '{"scp":["products:read"]}'"#)
+                })?;
             Credential::Claims(claims)
         }
         (None, None) => Credential::None,
     };
-    let x = gw.explain(&method, &request_path, args.host.as_deref(), &headers, credential).await;
-    println!("{method} {request_path}{}", args.host.as_deref().map(|h| format!("  (host {h})")).unwrap_or_default());
+    let x = gw
+        .explain(&method, &request_path, args.host.as_deref(), &headers, credential)
+        .await;
+    println!(
+        "{method} {request_path}{}",
+        args.host
+            .as_deref()
+            .map(|h| format!("  (host {h})"))
+            .unwrap_or_default()
+    );
     if token_text.is_none() && args.claims.is_some() {
         println!("  (claims taken as verified: the token checks are skipped)");
     }
     for c in &x.checks {
-        println!("  {} {:<44} {}", if c.passed { "pass" } else { "FAIL" }, c.what, c.detail);
+        println!(
+            "  {} {:<44} {}",
+            if c.passed { "pass" } else { "FAIL" },
+            c.what,
+            c.detail
+        );
     }
     match x.decision {
         Ok(()) => {
@@ -638,7 +667,11 @@ async fn explain(args: ExplainArgs) -> Result<(), CliError> {
         }
         Err(r) => {
             let code = r.error_code().map(|c| format!(" {c}")).unwrap_or_default();
-            println!("decision: deny — {}{code}: {}", r.status().as_u16(), r.description());
+            println!(
+                "decision: deny — {}{code}: {}",
+                r.status().as_u16(),
+                r.description()
+            );
             std::process::exit(1);
         }
     }

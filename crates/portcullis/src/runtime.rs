@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use portcullis_gateway::Gateway;
+use portcullis_gateway::config::GatewayFile;
 use portcullis_http::TowerToHyperService;
 use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, view};
 use portcullis_jose::MasterKey;
 use portcullis_store::Store;
 use tokio::net::TcpListener;
-use portcullis_gateway::Gateway;
-use portcullis_gateway::config::GatewayFile;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -134,7 +134,10 @@ pub fn parse_gateway_file(text: &str, name: &str) -> Result<GatewayFile, CliErro
     portcullis_gateway::config::parse(text).map_err(|errs| {
         CliError::new(format!(
             "{name} is not a valid gateway file:\n{}",
-            errs.iter().map(|e| format!("  {name}: {e}")).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(|e| format!("  {name}: {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         ))
         .hint("fix the fields named above; the README's gateway section lists every field")
     })
@@ -172,9 +175,21 @@ impl GatewayHandle {
 
 /// Builds the gateway of `file` (secrets it names come from the environment) and serves it
 /// on `listeners`; key fetching starts at once.
-pub async fn start_gateway(file: &GatewayFile, listeners: Vec<TcpListener>) -> Result<GatewayHandle, CliError> {
-    let gateway = Gateway::new(file, &|name| std::env::var(name).ok())
-        .map_err(|e| CliError::new(format!("cannot start the gateway: {e}")))?;
+pub async fn start_gateway(
+    file: &GatewayFile,
+    listeners: Vec<TcpListener>,
+) -> Result<GatewayHandle, CliError> {
+    start_gateway_with(file, listeners, &|name| std::env::var(name).ok()).await
+}
+
+/// [`start_gateway`] with the secrets the file names read through `secret_of`.
+pub async fn start_gateway_with(
+    file: &GatewayFile,
+    listeners: Vec<TcpListener>,
+    secret_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<GatewayHandle, CliError> {
+    let gateway =
+        Gateway::new(file, secret_of).map_err(|e| CliError::new(format!("cannot start the gateway: {e}")))?;
     let gateway = Arc::new(gateway);
     gateway.start();
     let (tx, rx) = watch::channel(false);
@@ -187,20 +202,29 @@ pub async fn start_gateway(file: &GatewayFile, listeners: Vec<TcpListener>) -> R
                 .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?,
         );
         let mut rx = rx.clone();
-        servers.push(tokio::spawn(portcullis_gateway::serve(gateway.clone(), listener, async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })));
+        servers.push(tokio::spawn(portcullis_gateway::serve(
+            gateway.clone(),
+            listener,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        )));
     }
-    Ok(GatewayHandle { addrs, gateway, shutdown: tx, servers })
+    Ok(GatewayHandle {
+        addrs,
+        gateway,
+        shutdown: tx,
+        servers,
+    })
 }
 
 /// Binds every listener a gateway file names.
 pub async fn bind_gateway_listeners(file: &GatewayFile) -> Result<Vec<TcpListener>, CliError> {
     let mut out = Vec::new();
     for l in &file.listeners {
-        let addr: SocketAddr = l
-            .parse()
-            .map_err(|_| CliError::new(format!("'{l}' is not IP:PORT")).hint("fix `listeners` in the gateway file"))?;
+        let addr: SocketAddr = l.parse().map_err(|_| {
+            CliError::new(format!("'{l}' is not IP:PORT")).hint("fix `listeners` in the gateway file")
+        })?;
         out.push(bind(addr).await?);
     }
     Ok(out)
@@ -256,5 +280,9 @@ pub async fn start_demo_backend() -> Result<DemoBackendHandle, CliError> {
             let _ = rx.await;
         },
     ));
-    Ok(DemoBackendHandle { addr, shutdown: tx, server })
+    Ok(DemoBackendHandle {
+        addr,
+        shutdown: tx,
+        server,
+    })
 }

@@ -23,7 +23,9 @@ fn help_on_every_subcommand() {
     let top = run(&["--help"]);
     assert!(top.status.success());
     let text = String::from_utf8_lossy(&top.stdout);
-    for sub in ["up", "serve", "migrate", "apply", "export", "keys", "token"] {
+    for sub in [
+        "up", "serve", "migrate", "apply", "export", "keys", "token", "gateway", "explain",
+    ] {
         assert!(text.contains(sub), "{sub} missing from --help");
         let out = run(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
@@ -35,7 +37,7 @@ fn help_on_every_subcommand() {
 
 fn start_up(dir: &Path) -> Child {
     bin()
-        .args(["up", "--idp-port", "0", "--data-dir"])
+        .args(["up", "--idp-port", "0", "--gateway-port", "0", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -118,6 +120,7 @@ async fn up_serves_the_sandbox_and_restart_keeps_it() {
     assert_eq!(token.split('.').count(), 3);
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
     let issuer = demo["issuer"].as_str().unwrap().to_string();
+    the_gateway_serves_the_policy_table(&dir, &demo, &token).await;
     stop(child);
 
     // Restart on the same data dir: same client secret, same signing key.
@@ -178,6 +181,148 @@ async fn up_serves_the_sandbox_and_restart_keeps_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
     stop(child);
+}
+
+/// `up`'s gateway in front of the demo API, and `explain` on its gateway file.
+async fn the_gateway_serves_the_policy_table(dir: &Path, demo: &serde_json::Value, token: &str) {
+    let gw = demo["gateway_url"]
+        .as_str()
+        .expect("demo.json names the gateway")
+        .to_string();
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{gw}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = get("/api/v1/products", Some(token)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["caller"]["sub"], "demo-service");
+    assert_eq!(get("/api/v1/products", None).await.unwrap().status(), 401);
+    let r = http
+        .put(format!("{gw}/api/v1/products/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the token has no products:write");
+    let r = http
+        .post(format!("{gw}/api/v1/orders"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "orders:create and department sales");
+    // The sysadmin client, from demo.json through `token --client-id`.
+    let out = bin()
+        .args([
+            "token",
+            "--client-id",
+            "demo-sysadmin",
+            "--scope",
+            "admin:full",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ops = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let r = http
+        .delete(format!("{gw}/api/v1/admin/users"))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // explain: a real token, verified against the sandbox's keys.
+    let out = bin()
+        .args([
+            "explain",
+            "--token",
+            token,
+            "PUT",
+            "/api/v1/products/1",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "denied: {text}");
+    assert!(text.contains("pass route: update-product"), "{text}");
+    assert!(text.contains("FAIL scopes: all of [products:write]"), "{text}");
+    assert!(text.contains("decision: deny — 403 insufficient_scope"), "{text}");
+    let out = bin()
+        .args([
+            "explain",
+            "--token",
+            token,
+            "GET",
+            "/api/v1/products?limit=1",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("decision: allow"));
+    // explain: claims alone, the condition failing.
+    let out = bin()
+        .args([
+            "explain",
+            "--claims",
+            r#"{"scp":["orders:create"],"department_id":"IT"}"#,
+            "POST",
+            "/api/v1/orders",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL condition: claims.department_id == \"sales\""),
+        "{text}"
+    );
+    // explain: no route, and a forged token.
+    let out = bin()
+        .args(["explain", "GET", "/nowhere", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("decision: deny — 404"));
+    let sig_mid = token.rfind('.').unwrap() + 100;
+    let flipped = if &token[sig_mid..sig_mid + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let forged = format!("{}{flipped}{}", &token[..sig_mid], &token[sig_mid + 1..]);
+    let out = bin()
+        .args([
+            "explain",
+            "--token",
+            &forged,
+            "GET",
+            "/api/v1/products",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("401 invalid_token"), "{text}");
 }
 
 #[test]

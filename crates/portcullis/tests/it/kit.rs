@@ -118,6 +118,21 @@ impl Env {
         store.close().await;
     }
 
+    /// Applies an org file and returns the secrets generated for clients without `secretEnv`.
+    pub async fn apply_generated(&self, yaml: &str) -> HashMap<String, String> {
+        let store = open_store(&self.database_url).await.unwrap();
+        let doc = orgfile::parse(yaml).unwrap_or_else(|e| panic!("org invalid: {e:?}"));
+        let hasher = SecretHasher::new(&self.master);
+        let plan = orgfile::plan(&store, &hasher, DEFAULT_ORG_ID, &doc, &secrets(), false)
+            .await
+            .unwrap();
+        let applied = orgfile::apply(&store, &self.master, DEFAULT_ORG_ID, plan, clock::now(), 900)
+            .await
+            .unwrap();
+        store.close().await;
+        applied.generated_secrets.into_iter().collect()
+    }
+
     pub async fn start(&self) -> Server {
         self.start_with_org_url(None).await
     }

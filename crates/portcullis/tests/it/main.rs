@@ -6,6 +6,7 @@ mod kit;
 mod cli;
 mod clients;
 mod discovery;
+mod gateway;
 mod gateway_jwt;
 mod hostile;
 mod introspection;
