@@ -3,7 +3,7 @@
 //!
 //! - Freshness follows the JWKS response's `Cache-Control: max-age`, clamped to
 //!   [`JwksSettings::min_ttl`, `JwksSettings::max_ttl`]; a background task refreshes the
-//!   keys before they go stale.
+//!   keys at four fifths of that, before they go stale.
 //! - A token with an unknown `kid` (a rotation the cache has not seen) triggers one refetch,
 //!   at most once per [`JwksSettings::unknown_kid_interval`]; concurrent requests wait on that
 //!   same fetch instead of starting their own.
@@ -62,6 +62,7 @@ pub struct Key {
 
 struct KeySet {
     keys: HashMap<String, Arc<Key>>,
+    fetched_at: Instant,
     fresh_until: Instant,
     usable_until: Instant,
 }
@@ -176,8 +177,12 @@ impl JwksCache {
             let mut backoff = Duration::from_secs(1);
             loop {
                 let Some(cache) = weak.upgrade() else { return };
+                // Refresh at four fifths of the freshness, so requests never meet stale keys.
                 let wait = match cache.snapshot() {
-                    Some(set) => set.fresh_until.saturating_duration_since(Instant::now()),
+                    Some(set) => {
+                        let refresh_at = set.fetched_at + (set.fresh_until - set.fetched_at) * 4 / 5;
+                        refresh_at.saturating_duration_since(Instant::now())
+                    }
                     None => Duration::ZERO,
                 };
                 drop(cache);
@@ -221,6 +226,7 @@ impl JwksCache {
         let now = Instant::now();
         Ok(KeySet {
             keys,
+            fetched_at: now,
             fresh_until: now + ttl,
             usable_until: now + ttl + self.settings.stale_for,
         })
