@@ -426,12 +426,11 @@ fn header_value(v: &Value) -> Option<HeaderValue> {
 /// No `.`/`..` segments and no encoded `/` or `\`: what the route matched is what the
 /// upstream will see.
 fn is_normal_path(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    !lower.contains("%2f")
-        && !lower.contains("%5c")
-        && !lower.contains('\\')
-        && !lower.contains("%2e")
-        && path.split('/').all(|s| s != "." && s != "..")
+    let b = path.as_bytes();
+    let encoded_separator = b.windows(3).any(|w| {
+        w[0] == b'%' && matches!((w[1], w[2].to_ascii_lowercase()), (b'2', b'f' | b'e') | (b'5', b'c'))
+    });
+    !encoded_separator && !b.contains(&b'\\') && path.split('/').all(|s| s != "." && s != "..")
 }
 
 #[cfg(test)]
