@@ -29,18 +29,22 @@ pub use jwt::{IssuerPolicy, Validator, VerifiedToken};
 pub use reject::Rejection;
 pub use service::{Credential, Explanation, Gateway};
 
+/// The gateway a listener serves, swapped whole by a reload: each request runs on the
+/// gateway current when it arrived, so in-flight requests finish on the old routes.
+pub type SharedGateway = Arc<arc_swap::ArcSwap<Gateway>>;
+
 /// Serves `gateway` on `listener` until `shutdown` resolves.
 pub async fn serve(
-    gateway: Arc<Gateway>,
+    gateway: SharedGateway,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
     portcullis_http::serve(
         listener,
         move |peer| {
-            let gw = gateway.clone();
+            let shared = gateway.clone();
             hyper::service::service_fn(move |req| {
-                let gw = gw.clone();
+                let gw = shared.load_full();
                 async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) }
             })
         },

@@ -175,6 +175,15 @@ impl Gateway {
         }
     }
 
+    /// Fetches every issuer's keys now (each bounded by its fetch timeout), so that a
+    /// gateway swapped in by a reload starts warm. Issuers that cannot be reached are left
+    /// to the background refreshers.
+    pub async fn warm_up(&self) {
+        for i in &self.issuers {
+            i.jwks.refetch(false).await;
+        }
+    }
+
     /// The key cache of an issuer, for tests and metrics.
     pub fn jwks(&self, issuer: &str) -> Option<&Arc<crate::JwksCache>> {
         self.issuers.iter().find(|i| i.issuer == issuer).map(|i| &i.jwks)
@@ -428,7 +437,11 @@ fn header_value(v: &Value) -> Option<HeaderValue> {
 fn is_normal_path(path: &str) -> bool {
     let b = path.as_bytes();
     let encoded_separator = b.windows(3).any(|w| {
-        w[0] == b'%' && matches!((w[1], w[2].to_ascii_lowercase()), (b'2', b'f' | b'e') | (b'5', b'c'))
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f' | b'e') | (b'5', b'c')
+            )
     });
     !encoded_separator && !b.contains(&b'\\') && path.split('/').all(|s| s != "." && s != "..")
 }

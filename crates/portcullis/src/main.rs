@@ -64,7 +64,8 @@ enum Command {
     /// Get an access token with the client_credentials grant and print it.
     Token(TokenArgs),
     /// Run the API gateway from a gateway file: verify bearer tokens, enforce each route's
-    /// scopes and claim conditions, proxy to upstreams.
+    /// scopes and claim conditions, proxy to upstreams. SIGHUP reloads the file without
+    /// dropping connections (a bad file is refused and the old one keeps serving).
     Gateway(GatewayArgs),
     /// Show how the gateway would decide a request — which route, each check and its
     /// outcome — without sending it. Exits 0 when allowed, 1 when refused.
@@ -571,9 +572,26 @@ async fn gateway(args: GatewayArgs) -> Result<(), CliError> {
     for addr in &handle.addrs {
         tracing::info!(%addr, routes = file.routes.len(), "gateway listening");
     }
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = handle.wait() => {}
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| CliError::new(format!("cannot listen for SIGHUP: {e}")))?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = handle.wait() => break,
+            _ = hangups.recv() => {
+                // A bad new file is refused and the running gateway keeps serving.
+                let outcome = match runtime::load_gateway_file(&args.config) {
+                    Ok(file) => handle.reload(&file, &|name| std::env::var(name).ok()).await.map(|()| file.routes.len()),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(routes) => tracing::info!(file = %args.config.display(), routes, "gateway file reloaded"),
+                    Err(e) => tracing::error!(error = %e, "gateway file not reloaded; the previous one keeps serving"),
+                }
+            }
+        }
     }
     handle.stop().await;
     Ok(())

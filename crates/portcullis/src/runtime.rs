@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use portcullis_gateway::Gateway;
 use portcullis_gateway::config::GatewayFile;
+use portcullis_gateway::{Gateway, SharedGateway};
 use portcullis_http::TowerToHyperService;
 use portcullis_idp::{DEFAULT_ORG_ID, Idp, IdpSettings, clock, http, view};
 use portcullis_jose::MasterKey;
@@ -146,12 +146,41 @@ pub fn parse_gateway_file(text: &str, name: &str) -> Result<GatewayFile, CliErro
 /// A running gateway.
 pub struct GatewayHandle {
     pub addrs: Vec<SocketAddr>,
-    pub gateway: Arc<Gateway>,
+    listeners: Vec<String>,
+    shared: SharedGateway,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
 }
 
 impl GatewayHandle {
+    /// The gateway serving now.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.shared.load_full()
+    }
+
+    /// Swaps in the gateway of a new file without dropping connections: requests already
+    /// running finish on the old routes, new ones meet the new. The new gateway's keys are
+    /// fetched before the swap. Listeners are bound at start; a change to them needs a
+    /// restart (and is reported as a warning).
+    pub async fn reload(
+        &self,
+        file: &GatewayFile,
+        secret_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), CliError> {
+        let next = Arc::new(build_gateway(file, secret_of)?);
+        next.warm_up().await;
+        next.start();
+        if file.listeners != self.listeners {
+            tracing::warn!(
+                old = ?self.listeners,
+                new = ?file.listeners,
+                "listeners changed: they take effect at the next restart"
+            );
+        }
+        self.shared.store(next);
+        Ok(())
+    }
+
     /// `http://` URL of the first listener.
     pub fn url(&self) -> String {
         format!("http://{}", self.addrs[0])
@@ -188,10 +217,9 @@ pub async fn start_gateway_with(
     listeners: Vec<TcpListener>,
     secret_of: &dyn Fn(&str) -> Option<String>,
 ) -> Result<GatewayHandle, CliError> {
-    let gateway =
-        Gateway::new(file, secret_of).map_err(|e| CliError::new(format!("cannot start the gateway: {e}")))?;
-    let gateway = Arc::new(gateway);
+    let gateway = Arc::new(build_gateway(file, secret_of)?);
     gateway.start();
+    let shared: SharedGateway = Arc::new(arc_swap::ArcSwap::new(gateway));
     let (tx, rx) = watch::channel(false);
     let mut addrs = Vec::new();
     let mut servers = Vec::new();
@@ -203,7 +231,7 @@ pub async fn start_gateway_with(
         );
         let mut rx = rx.clone();
         servers.push(tokio::spawn(portcullis_gateway::serve(
-            gateway.clone(),
+            shared.clone(),
             listener,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -212,9 +240,20 @@ pub async fn start_gateway_with(
     }
     Ok(GatewayHandle {
         addrs,
-        gateway,
+        listeners: file.listeners.clone(),
+        shared,
         shutdown: tx,
         servers,
+    })
+}
+
+fn build_gateway(
+    file: &GatewayFile,
+    secret_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<Gateway, CliError> {
+    Gateway::new(file, secret_of).map_err(|e| {
+        CliError::new(format!("cannot start the gateway: {e}"))
+            .hint("check the gateway file and the environment variables it names")
     })
 }
 

@@ -246,7 +246,7 @@ async fn rotation_under_load_unknown_kids_and_issuer_down() {
     let up = Upstream::start().await;
     let gw = gateway(&test_gateway_file(&s, &up, "")).await;
     let g = gw.url();
-    let jwks = gw.gateway.jwks(&s.issuer("default")).unwrap().clone();
+    let jwks = gw.gateway().jwks(&s.issuer("default")).unwrap().clone();
     let first = s.access_token("default", None).await;
     assert_eq!(call(&g, "GET", "/echo", Some(&first)).await.0, 200);
 
@@ -591,6 +591,146 @@ async fn proxying() {
     }
     gw.stop().await;
     s.stop().await;
+}
+
+/// A reload swaps the routes without dropping a request in flight; a file that cannot be
+/// built is refused and the running routes keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_routes_without_dropping_requests() {
+    let (_env, s) = kit::start(Db::Sqlite).await;
+    let up = Upstream::start().await;
+    let original = test_gateway_file(&s, &up, "");
+    let gw = gateway(&original).await;
+    let g = gw.url();
+    let mut in_flight = client().get(format!("{g}/stream")).send().await.unwrap();
+    assert_eq!(&in_flight.chunk().await.unwrap().unwrap()[..], b"first;");
+
+    let changed = format!(
+        "{}  - path: /added\n    upstream: up\n    auth: none\n",
+        original.replace("path: /stream", "path: /moved")
+    );
+    let file = runtime::parse_gateway_file(&changed, "changed").unwrap();
+    let secrets = kit::secrets();
+    gw.reload(&file, &|n| secrets.get(n).cloned()).await.unwrap();
+    assert_eq!(
+        call(&g, "GET", "/added", None).await.0,
+        200,
+        "the new route serves"
+    );
+    assert_eq!(
+        call(&g, "GET", "/stream", None).await.0,
+        404,
+        "the removed route is gone"
+    );
+    up.release.notify_one();
+    assert_eq!(
+        &in_flight.chunk().await.unwrap().unwrap()[..],
+        b"second;",
+        "the old request finished"
+    );
+    let token = s.access_token("default", None).await;
+    assert_eq!(
+        call(&g, "GET", "/echo", Some(&token)).await.0,
+        200,
+        "keys fetched before the swap"
+    );
+
+    let broken = changed.replace(
+        "clientSecretEnv: SVC_READER_SECRET",
+        "clientSecretEnv: NOT_SET_ANYWHERE",
+    );
+    let file = runtime::parse_gateway_file(&broken, "broken").unwrap();
+    let err = gw.reload(&file, &|n| secrets.get(n).cloned()).await.unwrap_err();
+    assert!(err.to_string().contains("NOT_SET_ANYWHERE"), "{err}");
+    assert_eq!(
+        call(&g, "GET", "/added", None).await.0,
+        200,
+        "the previous routes keep serving"
+    );
+    gw.stop().await;
+    s.stop().await;
+}
+
+/// The real binary: `portcullis gateway` reloads its file on SIGHUP, and refuses a bad one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_gateway_file() {
+    use std::io::BufRead;
+    let up = Upstream::start().await;
+    let dir = kit::temp_dir("pc-gw");
+    let path = dir.join("gateway.yaml");
+    let file = |route: &str| {
+        format!(
+            "version: 1\nlisteners: [\"127.0.0.1:0\"]\nupstreams:\n  - name: up\n    targets: [http://{}]\nroutes:\n  - path: {route}\n    upstream: up\n    auth: none\n",
+            up.addr
+        )
+    };
+    std::fs::write(&path, file("/a")).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["gateway", "--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stdout)
+            .contains("valid — 1 listener(s), 0 issuer(s), 1 upstream(s), 1 route(s)")
+    );
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--log-format", "json", "gateway", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {needle}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    };
+    let listening: Value = serde_json::from_str(&wait_for("gateway listening")).unwrap();
+    let g = format!("http://{}", listening["addr"].as_str().unwrap());
+    assert_eq!(call(&g, "GET", "/a", None).await.0, 200);
+    assert_eq!(call(&g, "GET", "/b", None).await.0, 404);
+
+    let hup = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    std::fs::write(&path, file("/b")).unwrap();
+    hup(child.id());
+    wait_for("gateway file reloaded");
+    assert_eq!(call(&g, "GET", "/b", None).await.0, 200);
+    assert_eq!(call(&g, "GET", "/a", None).await.0, 404);
+
+    std::fs::write(&path, "routes:\n  - path: no-slash\n    upstream: nowhere\n").unwrap();
+    hup(child.id());
+    let refused = wait_for("not reloaded");
+    assert!(refused.contains("line 2"), "{refused}");
+    assert_eq!(
+        call(&g, "GET", "/b", None).await.0,
+        200,
+        "the previous file keeps serving"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
 }
 
 fn b64(v: &Value) -> String {
