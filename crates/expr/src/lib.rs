@@ -54,7 +54,10 @@ impl Expression {
 
     /// Evaluates with the given variables; `null` means "no value".
     pub fn eval(&self, vars: &[(&str, &Json)]) -> Result<Json, ExprError> {
-        let mut ctx = cel::Context::default();
+        // The standard library is built once per process, not per evaluation.
+        static STDLIB: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
+        let env = STDLIB.get_or_init(|| Arc::new(cel::Env::stdlib()));
+        let mut ctx = cel::Context::with_env(env.clone());
         for (name, value) in vars {
             let v = cel::to_value(value).map_err(|e| ExprError::Eval(e.to_string()))?;
             ctx.add_variable_from_value(*name, v);

@@ -12,6 +12,18 @@ use serde_saphyr::Spanned;
 
 /// Largest gateway file accepted.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Most worker threads a file may ask for.
+pub const MAX_WORKERS: usize = 64;
+
+impl GatewayFile {
+    /// Worker threads: the file's, or one per CPU.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, MAX_WORKERS)
+    }
+}
+
 /// Where a gateway listens when the file does not say.
 pub const DEFAULT_LISTENER: &str = "127.0.0.1:8000";
 /// Largest clock skew a file may allow.
@@ -25,6 +37,10 @@ pub struct GatewayFile {
     /// Addresses to accept requests on (`IP:PORT`); default `127.0.0.1:8000`.
     #[serde(default = "default_listeners")]
     pub listeners: Vec<String>,
+    /// Threads serving requests, each with its own event loop, listening sockets
+    /// (`SO_REUSEPORT`) and upstream pools; default one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// `realm` of `WWW-Authenticate: Bearer` challenges.
     #[serde(default)]
     pub realm: Option<String>,
@@ -232,6 +248,12 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
             }
             errors.push(e);
         }
+    }
+    if file.workers.is_some_and(|w| !(1..=MAX_WORKERS).contains(&w)) {
+        errors.push(FileError::at_path(
+            "workers",
+            format!("between 1 and {MAX_WORKERS}"),
+        ));
     }
     if let Some(realm) = &file.realm
         && (realm.is_empty()

@@ -6,8 +6,11 @@
 //! Bodies stream both ways: nothing here buffers a request or a response. It must never
 //! forward a client's own copies of the identity headers (the caller strips them first).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -49,14 +52,29 @@ struct Target {
     down_until: AtomicU64,
 }
 
-/// A named group of targets behind one pool.
+type Pool = Client<HttpConnector, Incoming>;
+
+thread_local! {
+    /// This thread's keep-alive pools, one per upstream (by `Upstream::id`). The gateway runs
+    /// one single-threaded runtime per core, so a pool's connections live on the thread that
+    /// uses them: no request or connection hops between threads. Pools of upstreams that a
+    /// reload dropped are pruned when a new one is made.
+    static POOLS: RefCell<HashMap<u64, (Weak<()>, Pool)>> = RefCell::new(HashMap::new());
+}
+
+static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A named group of targets; each thread keeps its own keep-alive pool to them.
 pub struct Upstream {
     pub name: String,
+    id: u64,
+    /// Lives as long as this upstream: the pools' way to know it is gone.
+    alive: Arc<()>,
     targets: Vec<Target>,
     next: AtomicUsize,
     timeout: Duration,
+    connect_timeout: Duration,
     epoch: Instant,
-    client: Client<HttpConnector, Incoming>,
 }
 
 impl Upstream {
@@ -73,20 +91,35 @@ impl Upstream {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(c.connect_timeout_ms)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(MAX_IDLE_PER_TARGET)
-            .build(connector);
         Ok(Upstream {
             name: c.name.clone(),
+            id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
             targets,
             next: AtomicUsize::new(0),
             timeout: Duration::from_secs(c.timeout_seconds),
+            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
             epoch: Instant::now(),
-            client,
+        })
+    }
+
+    /// This thread's pool for this upstream (made on first use).
+    fn pool(&self) -> Pool {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, pool)) = pools.get(&self.id) {
+                return pool.clone();
+            }
+            pools.retain(|_, (alive, _)| alive.strong_count() > 0);
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(self.connect_timeout));
+            let pool: Pool = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(MAX_IDLE_PER_TARGET)
+                .build(connector);
+            pools.insert(self.id, (Arc::downgrade(&self.alive), pool.clone()));
+            pool
         })
     }
 
@@ -118,7 +151,7 @@ impl Upstream {
             .path_and_query(pq)
             .build()
             .map_err(|_| Rejection::BadGateway)?;
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.pool().request(req)).await {
             Err(_) => Err(Rejection::GatewayTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {

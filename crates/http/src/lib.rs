@@ -26,6 +26,45 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`, so that `count` threads can
+/// each accept on their own socket (the kernel spreads new connections between them). With
+/// port 0, the others take the port the first one got. Call inside a Tokio runtime; the
+/// sockets come back deregistered, for [`TcpListener::from_std`] on the thread that serves.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        // Sockets with SO_REUSEPORT of the same user share a port silently: make sure no one
+        // (a second `portcullis up`, say) listens there already.
+        let probe = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        probe.set_reuseaddr(true)?;
+        probe.bind(addr)?;
+        drop(probe.listen(1)?);
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(LISTEN_BACKLOG)?;
+        addr = listener.local_addr()?;
+        out.push(listener.into_std()?);
+    }
+    Ok(out)
+}
+
+/// Pending connections the kernel queues per listening socket.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// Serves `listener` until `shutdown` resolves; `service_for` makes the service of one
 /// connection from the peer's address.
 pub async fn serve<M, S, B>(listener: TcpListener, service_for: M, shutdown: impl Future<Output = ()>)

@@ -310,19 +310,19 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
     let (store, master) = runtime::open_store_with_key(&cfg).await?;
     let clients = demo::ensure_demo_org(&store, &master, &cfg.data_dir).await?;
     let idp_listener = bind(cfg.idp.listen).await?;
-    let gateway_listener = bind(SocketAddr::new(args.bind, args.gateway_port)).await?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gateway_listeners =
+        runtime::bind_gateway(&[SocketAddr::new(args.bind, args.gateway_port)], workers).await?;
     let mut idp = runtime::start_idp(&cfg, store, master, idp_listener).await?;
     let backend = runtime::start_demo_backend().await?;
     let issuer = idp.issuer(demo::DEMO_SERVER);
-    let gateway_addr = gateway_listener
-        .local_addr()
-        .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let gateway_addr = gateway_listeners.addrs[0];
     let gateway_yaml = demo::gateway_file(gateway_addr, &issuer, backend.addr);
     let gateway_path = cfg.data_dir.join("gateway.yaml");
     std::fs::write(&gateway_path, &gateway_yaml)
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", gateway_path.display())))?;
     let file = runtime::parse_gateway_file(&gateway_yaml, "the demo gateway file")?;
-    let mut gateway = runtime::start_gateway(&file, vec![gateway_listener]).await?;
+    let mut gateway = runtime::start_gateway(&file, gateway_listeners).await?;
     let gateway_url = gateway.url();
     let info = DemoInfo {
         org_url: idp.org_url.clone(),

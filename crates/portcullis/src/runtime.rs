@@ -143,16 +143,68 @@ pub fn parse_gateway_file(text: &str, name: &str) -> Result<GatewayFile, CliErro
     })
 }
 
+/// A gateway's listening sockets: for each address, one socket per worker thread
+/// (`SO_REUSEPORT`: the kernel spreads connections between the workers).
+pub struct GatewayListeners {
+    pub addrs: Vec<SocketAddr>,
+    /// `[worker][address]`.
+    per_worker: Vec<Vec<std::net::TcpListener>>,
+}
+
+/// Binds each address once per worker.
+pub async fn bind_gateway(addrs: &[SocketAddr], workers: usize) -> Result<GatewayListeners, CliError> {
+    let workers = workers.max(1);
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for addr in addrs {
+        let sockets = portcullis_http::bind_reuseport(*addr, workers).map_err(|e| {
+            CliError::new(format!("cannot listen on {addr}: {e}"))
+                .hint("another process may use the port: pick another (--gateway-port or the gateway file's listeners)")
+        })?;
+        bound.push(
+            sockets[0]
+                .local_addr()
+                .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?,
+        );
+        for (w, socket) in sockets.into_iter().enumerate() {
+            per_worker[w].push(socket);
+        }
+    }
+    Ok(GatewayListeners {
+        addrs: bound,
+        per_worker,
+    })
+}
+
+/// Binds every listener a gateway file names, once per worker.
+pub async fn bind_gateway_listeners(file: &GatewayFile) -> Result<GatewayListeners, CliError> {
+    let mut addrs = Vec::new();
+    for l in &file.listeners {
+        addrs.push(l.parse().map_err(|_| {
+            CliError::new(format!("'{l}' is not IP:PORT")).hint("fix `listeners` in the gateway file")
+        })?);
+    }
+    bind_gateway(&addrs, file.worker_count()).await
+}
+
 /// A running gateway.
 pub struct GatewayHandle {
     pub addrs: Vec<SocketAddr>,
     listeners: Vec<String>,
     shared: SharedGateway,
     shutdown: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
+    /// One message per worker thread that has finished.
+    done: tokio::sync::mpsc::UnboundedReceiver<()>,
+    workers: usize,
+    finished: usize,
 }
 
 impl GatewayHandle {
+    /// `http://` URL of the first listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addrs[0])
+    }
+
     /// The gateway serving now.
     pub fn gateway(&self) -> Arc<Gateway> {
         self.shared.load_full()
@@ -160,8 +212,8 @@ impl GatewayHandle {
 
     /// Swaps in the gateway of a new file without dropping connections: requests already
     /// running finish on the old routes, new ones meet the new. The new gateway's keys are
-    /// fetched before the swap. Listeners are bound at start; a change to them needs a
-    /// restart (and is reported as a warning).
+    /// fetched before the swap. Listeners and workers are set at start; a change to them
+    /// needs a restart (and is reported as a warning).
     pub async fn reload(
         &self,
         file: &GatewayFile,
@@ -181,23 +233,19 @@ impl GatewayHandle {
         Ok(())
     }
 
-    /// `http://` URL of the first listener.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addrs[0])
-    }
-
     /// Stops accepting, lets in-flight requests finish, and waits.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        for s in self.servers {
-            let _ = s.await;
-        }
+        self.wait().await;
     }
 
-    /// Waits until every listener stops (they never do unless stopped).
+    /// Waits until every worker stops (they never do unless stopped).
     pub async fn wait(&mut self) {
-        for s in &mut self.servers {
-            let _ = s.await;
+        while self.finished < self.workers {
+            if self.done.recv().await.is_none() {
+                break;
+            }
+            self.finished += 1;
         }
     }
 }
@@ -206,45 +254,78 @@ impl GatewayHandle {
 /// on `listeners`; key fetching starts at once.
 pub async fn start_gateway(
     file: &GatewayFile,
-    listeners: Vec<TcpListener>,
+    listeners: GatewayListeners,
 ) -> Result<GatewayHandle, CliError> {
     start_gateway_with(file, listeners, &|name| std::env::var(name).ok()).await
 }
 
 /// [`start_gateway`] with the secrets the file names read through `secret_of`.
+///
+/// Each worker is a thread with a single-threaded Tokio runtime, its own sockets and its
+/// own upstream pools, as nginx and Envoy run theirs: a request never hops between threads.
+/// The gateway itself (routes, key and token caches) is shared by all of them.
 pub async fn start_gateway_with(
     file: &GatewayFile,
-    listeners: Vec<TcpListener>,
+    listeners: GatewayListeners,
     secret_of: &dyn Fn(&str) -> Option<String>,
 ) -> Result<GatewayHandle, CliError> {
     let gateway = Arc::new(build_gateway(file, secret_of)?);
     gateway.start();
     let shared: SharedGateway = Arc::new(arc_swap::ArcSwap::new(gateway));
     let (tx, rx) = watch::channel(false);
-    let mut addrs = Vec::new();
-    let mut servers = Vec::new();
-    for listener in listeners {
-        addrs.push(
-            listener
-                .local_addr()
-                .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?,
-        );
-        let mut rx = rx.clone();
-        servers.push(tokio::spawn(portcullis_gateway::serve(
-            shared.clone(),
-            listener,
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            },
-        )));
+    let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
+    let workers = listeners.per_worker.len();
+    for (i, sockets) in listeners.per_worker.into_iter().enumerate() {
+        let (shared, rx, done_tx) = (shared.clone(), rx.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("gateway-{i}"))
+            .spawn(move || {
+                run_worker(shared, sockets, rx);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| CliError::new(format!("cannot start a gateway worker thread: {e}")))?;
     }
     Ok(GatewayHandle {
-        addrs,
+        addrs: listeners.addrs,
         listeners: file.listeners.clone(),
         shared,
         shutdown: tx,
-        servers,
+        done,
+        workers,
+        finished: 0,
     })
+}
+
+/// One worker thread: serves its sockets on its own runtime until told to stop.
+fn run_worker(shared: SharedGateway, sockets: Vec<std::net::TcpListener>, stop: watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a gateway worker runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut servers = Vec::new();
+        for socket in sockets {
+            match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    let mut stop = stop.clone();
+                    servers.push(tokio::spawn(portcullis_gateway::serve(
+                        shared.clone(),
+                        listener,
+                        async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        },
+                    )));
+                }
+                Err(e) => tracing::error!(error = %e, "a gateway worker cannot serve its socket"),
+            }
+        }
+        for s in servers {
+            let _ = s.await;
+        }
+    });
 }
 
 fn build_gateway(
@@ -255,18 +336,6 @@ fn build_gateway(
         CliError::new(format!("cannot start the gateway: {e}"))
             .hint("check the gateway file and the environment variables it names")
     })
-}
-
-/// Binds every listener a gateway file names.
-pub async fn bind_gateway_listeners(file: &GatewayFile) -> Result<Vec<TcpListener>, CliError> {
-    let mut out = Vec::new();
-    for l in &file.listeners {
-        let addr: SocketAddr = l.parse().map_err(|_| {
-            CliError::new(format!("'{l}' is not IP:PORT")).hint("fix `listeners` in the gateway file")
-        })?;
-        out.push(bind(addr).await?);
-    }
-    Ok(out)
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -29,9 +29,11 @@ use crate::kit::{self, Db, Env, Server, eventually};
 /// Starts a gateway from YAML text on an ephemeral port, secrets from the test kit.
 async fn gateway(yaml: &str) -> GatewayHandle {
     let file = runtime::parse_gateway_file(yaml, "test gateway file").unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = runtime::bind_gateway(&["127.0.0.1:0".parse().unwrap()], 2)
+        .await
+        .unwrap();
     let secrets = kit::secrets();
-    runtime::start_gateway_with(&file, vec![listener], &|name| secrets.get(name).cloned())
+    runtime::start_gateway_with(&file, listeners, &|name| secrets.get(name).cloned())
         .await
         .unwrap()
 }
