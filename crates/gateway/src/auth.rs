@@ -63,23 +63,31 @@ pub struct TrustedIssuer {
 }
 
 impl TrustedIssuer {
+    /// `kept`: the key cache of the same issuer in the gateway this one replaces, reused
+    /// when its source is unchanged (so a reload while the issuer is down keeps its keys).
     pub fn new(
         c: &IssuerConfig,
         http: reqwest::Client,
         secret_of: &dyn Fn(&str) -> Option<String>,
+        kept: Option<&Arc<JwksCache>>,
     ) -> Result<TrustedIssuer, String> {
         let mut policy = IssuerPolicy::new(c.issuer.clone(), c.audiences.clone());
         if let Some(algs) = &c.algorithms {
             policy.algorithms = algs.iter().filter_map(|a| crate::jwt::algorithm(a)).collect();
         }
         policy.leeway_secs = c.clock_skew_seconds;
-        let jwks = JwksCache::new(
-            &c.issuer,
-            c.jwks_uri.clone(),
-            policy.algorithms.clone(),
-            http.clone(),
-            JwksSettings::default(),
-        );
+        policy.required_typ = c.require_typ.clone();
+        let jwks = match kept.filter(|k| k.same_source(&c.issuer, c.jwks_uri.as_deref(), &policy.algorithms))
+        {
+            Some(k) => k.clone(),
+            None => JwksCache::new(
+                &c.issuer,
+                c.jwks_uri.clone(),
+                policy.algorithms.clone(),
+                http.clone(),
+                JwksSettings::default(),
+            ),
+        };
         let introspector = match &c.introspection {
             None => None,
             Some(i) => {
@@ -103,6 +111,8 @@ impl TrustedIssuer {
                         .max_capacity(TOKEN_CACHE_CAPACITY)
                         .expire_after(CachedResultExpiry)
                         .build(),
+                    slots: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS_IN_FLIGHT),
+                    discovery_failed: std::sync::Mutex::new(None),
                 })
             }
         };
@@ -138,7 +148,16 @@ pub struct Introspector {
     ttl: Duration,
     negative_ttl: Duration,
     cache: moka::sync::Cache<[u8; 32], CachedResult>,
+    /// Bounds the calls in flight to the issuer, whatever clients send.
+    slots: tokio::sync::Semaphore,
+    /// When discovery last failed: it is not retried for [`DISCOVERY_RETRY`].
+    discovery_failed: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Most introspection calls in flight to one issuer.
+const MAX_INTROSPECTIONS_IN_FLIGHT: usize = 64;
+/// How long a failed discovery of the introspection endpoint is not retried.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 
 /// A cached introspection result and how long it may be reused.
 #[derive(Clone)]
@@ -164,7 +183,18 @@ impl Introspector {
         if let Some(hit) = self.cache.get(&digest) {
             return hit.result;
         }
-        let claims = self.ask(token).await?;
+        let claims = {
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| TokenError::KeysUnavailable)?;
+            // Another request may have asked about the same token while this one waited.
+            if let Some(hit) = self.cache.get(&digest) {
+                return hit.result;
+            }
+            self.ask(token).await?
+        };
         let (result, ttl) = match self.judge(claims) {
             Ok(v) => {
                 let left = Duration::from_secs((v.exp - now()).max(0) as u64);
@@ -194,18 +224,28 @@ impl Introspector {
         {
             return Err(TokenError::WrongIssuer);
         }
-        if let Some(aud) = claims.get("aud") {
-            let ok = match aud {
-                Value::String(a) => self.audiences.contains(a),
-                Value::Array(list) => list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|a| self.audiences.iter().any(|x| x == a)),
-                _ => false,
-            };
-            if !ok {
-                return Err(TokenError::WrongAudience);
-            }
+        // RFC 7662 makes `aud` optional, but an answer without it cannot show the token is
+        // meant for this API: refused, as a JWT without `aud` is.
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => self.audiences.contains(a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| self.audiences.iter().any(|x| x == a)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(TokenError::WrongAudience);
+        }
+        // Refresh and ID tokens some servers introspect as active are not bearer tokens.
+        let kind_ok = |v: Option<&Value>, allowed: &[&str]| {
+            v.and_then(Value::as_str)
+                .is_none_or(|t| allowed.iter().any(|a| t.eq_ignore_ascii_case(a)))
+        };
+        if !kind_ok(claims.get("token_type"), &["access_token", "bearer"])
+            || !kind_ok(claims.get("typ"), &["bearer", "at+jwt"])
+        {
+            return Err(TokenError::WrongType);
         }
         let exp = claims
             .get("exp")
@@ -221,7 +261,19 @@ impl Introspector {
         if let Some(e) = &self.configured_endpoint {
             return Ok(e);
         }
-        self.discovered
+        if let Some(url) = self.discovered.get() {
+            return Ok(url);
+        }
+        let recently_failed = self
+            .discovery_failed
+            .lock()
+            .map(|t| t.is_some_and(|t| t.elapsed() < DISCOVERY_RETRY))
+            .unwrap_or(false);
+        if recently_failed {
+            return Err(TokenError::KeysUnavailable);
+        }
+        let found = self
+            .discovered
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/openid-configuration", self.issuer);
                 let doc: Value = self
@@ -235,13 +287,24 @@ impl Introspector {
                     .json()
                     .await
                     .map_err(|_| TokenError::KeysUnavailable)?;
+                // OpenID Connect Discovery §4.3: the document must be the issuer's own.
+                if doc["issuer"].as_str() != Some(self.issuer.as_str()) {
+                    return Err(TokenError::KeysUnavailable);
+                }
                 doc["introspection_endpoint"]
                     .as_str()
                     .map(String::from)
                     .ok_or(TokenError::KeysUnavailable)
             })
             .await
-            .map(String::as_str)
+            .map(String::as_str);
+        if found.is_err() {
+            tracing::warn!(issuer = %self.issuer, "cannot discover the introspection endpoint");
+            if let Ok(mut t) = self.discovery_failed.lock() {
+                *t = Some(std::time::Instant::now());
+            }
+        }
+        found
     }
 
     async fn ask(&self, token: &str) -> Result<Map<String, Value>, TokenError> {

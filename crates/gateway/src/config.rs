@@ -68,6 +68,10 @@ pub struct IssuerConfig {
     pub jwks_uri: Option<String>,
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
+    /// JOSE `typ` the tokens must carry, e.g. `at+jwt` (RFC 9068), so that ID tokens and
+    /// other JWTs signed with the same keys are refused; any when absent.
+    #[serde(default)]
+    pub require_typ: Option<String>,
     /// Client credentials for RFC 7662 introspection (routes with `auth: introspection`).
     #[serde(default)]
     pub introspection: Option<IntrospectionConfig>,
@@ -397,18 +401,36 @@ fn validate(source: &str, file: &GatewayFile) -> Vec<FileError> {
                 "auth",
                 "this route needs tokens, but no issuer is configured".into(),
             ),
-            AuthMode::Introspection
-                if !r.issuers.as_ref().map_or_else(
-                    || !introspecting.is_empty(),
-                    |l| l.iter().all(|i| introspecting.contains(i.as_str())),
-                ) =>
-            {
-                err(
-                    "auth",
-                    "introspection needs `introspection` credentials on the route's issuers".into(),
-                )
+            AuthMode::Introspection => {
+                // An opaque token says nothing of its issuer: it goes to exactly one.
+                let candidates = match &r.issuers {
+                    Some(l) => l.iter().filter(|i| introspecting.contains(i.as_str())).count(),
+                    None => introspecting.len(),
+                };
+                let listed_all = r
+                    .issuers
+                    .as_ref()
+                    .is_none_or(|l| l.iter().all(|i| introspecting.contains(i.as_str())));
+                if candidates != 1 || !listed_all {
+                    err(
+                        "auth",
+                        "an introspection route needs exactly one issuer, with `introspection` credentials (name it in `issuers`)".into(),
+                    )
+                }
             }
             _ => {}
+        }
+        if r.issuers.as_ref().is_some_and(Vec::is_empty) {
+            err(
+                "issuers",
+                "an empty list accepts no token; leave it out to accept every issuer".into(),
+            );
+        }
+        if r.host
+            .as_ref()
+            .is_some_and(|h| h.is_empty() || h.contains([':', '/', ' ']))
+        {
+            err("host", "a host name without port, e.g. api.example.com".into());
         }
         for c in &r.conditions {
             if let Err(e) = portcullis_expr::Expression::compile(c.expr()) {
@@ -465,6 +487,26 @@ mod tests {
             text.iter().any(|e| e.contains("routes[0].conditions")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn routes_that_could_never_work_are_refused() {
+        let src = "issuers:\n  - issuer: http://a.example\n    audiences: [x]\n    introspection: {clientId: g, clientSecretEnv: A}\n  - issuer: http://b.example\n    audiences: [x]\n    introspection: {clientId: g, clientSecretEnv: B}\nupstreams:\n  - name: u\n    targets: [http://127.0.0.1:1]\nroutes:\n  - path: /opaque\n    upstream: u\n    auth: introspection\n  - path: /h\n    upstream: u\n    host: api.example.com:8000\n  - path: /none\n    upstream: u\n    issuers: []\nworkers: 0\n";
+        let text: Vec<String> = parse(src).unwrap_err().iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("routes[0].auth") && e.contains("exactly one issuer")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|e| e.contains("routes[1].host")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("routes[2].issuers")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("workers")), "{text:?}");
+        let one = src.replace(
+            "    auth: introspection\n",
+            "    auth: introspection\n    issuers: [http://b.example]\n",
+        );
+        let text: Vec<String> = parse(&one).unwrap_err().iter().map(ToString::to_string).collect();
+        assert!(!text.iter().any(|e| e.contains("routes[0]")), "{text:?}");
     }
 
     #[test]

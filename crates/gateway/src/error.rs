@@ -37,6 +37,8 @@ pub enum TokenError {
     MissingClaim,
     #[error("The access token is not active")]
     Inactive,
+    #[error("The token is not an access token")]
+    WrongType,
     /// Not the client's fault: the issuer's keys could not be fetched and none are cached.
     #[error("The issuer's signing keys are unavailable")]
     KeysUnavailable,

@@ -84,6 +84,7 @@ pub struct JwksCache {
     fetch: tokio::sync::Mutex<FetchState>,
     generation: AtomicU64,
     fetches: AtomicU64,
+    refresher_started: std::sync::atomic::AtomicBool,
 }
 
 impl JwksCache {
@@ -108,7 +109,14 @@ impl JwksCache {
             }),
             generation: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
+            refresher_started: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether this cache serves `issuer` from the same JWKS source with the same algorithms
+    /// (a reload can then keep it, keys and all).
+    pub fn same_source(&self, issuer: &str, jwks_url: Option<&str>, allowed: &[Algorithm]) -> bool {
+        self.issuer == issuer && self.configured_jwks_url.as_deref() == jwks_url && self.allowed == allowed
     }
 
     /// How many JWKS documents were fetched (for tests and metrics).
@@ -156,6 +164,11 @@ impl JwksCache {
         }
         state.last_attempt = Some(Instant::now());
         match self.fetch_keys(&mut state).await {
+            Ok(set) if set.keys.is_empty() && self.snapshot().is_some_and(|old| !old.keys.is_empty()) => {
+                // An empty or unusable set replacing good keys would refuse every token.
+                tracing::warn!(issuer = %self.issuer, "the JWKS has no usable key; keeping the previous keys");
+                false
+            }
             Ok(set) => {
                 let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
                 *slot = Some(Arc::new(set));
@@ -170,8 +183,12 @@ impl JwksCache {
     }
 
     /// Keeps the keys fresh in the background: refreshes when they go stale, retries
-    /// failures with backoff. Ends when the cache is dropped.
-    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// failures with backoff. Ends when the cache is dropped. One refresher per cache: a
+    /// second call (a reload that kept this cache) does nothing.
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        if self.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
@@ -196,7 +213,7 @@ impl JwksCache {
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             }
-        })
+        });
     }
 
     async fn fetch_keys(&self, state: &mut FetchState) -> Result<KeySet, String> {

@@ -40,6 +40,9 @@ pub struct IssuerPolicy {
     pub leeway_secs: u64,
     pub max_token_bytes: usize,
     pub max_claims: usize,
+    /// The JOSE `typ` tokens must carry (compared without case and an `application/`
+    /// prefix, RFC 8725 §3.11); any when `None`.
+    pub required_typ: Option<String>,
 }
 
 impl IssuerPolicy {
@@ -51,6 +54,7 @@ impl IssuerPolicy {
             leeway_secs: 30,
             max_token_bytes: 8 * 1024,
             max_claims: 64,
+            required_typ: None,
         }
     }
 }
@@ -58,7 +62,8 @@ impl IssuerPolicy {
 /// A token that passed every check.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
-    pub claims: Map<String, Value>,
+    /// The claims, a JSON object (kept as a `Value` so conditions use it without a copy).
+    pub claims: Value,
     /// Granted scopes, from Okta's `scp` array and/or RFC 9068's space-separated `scope`.
     pub scopes: Vec<String>,
     pub exp: i64,
@@ -67,8 +72,13 @@ pub struct VerifiedToken {
 impl VerifiedToken {
     pub(crate) fn new(claims: Map<String, Value>, exp: i64) -> VerifiedToken {
         let mut scopes: Vec<String> = Vec::new();
-        if let Some(Value::Array(scp)) = claims.get("scp") {
-            scopes.extend(scp.iter().filter_map(Value::as_str).map(String::from));
+        match claims.get("scp") {
+            Some(Value::Array(scp)) => scopes.extend(scp.iter().filter_map(Value::as_str).map(String::from)),
+            // Azure AD sends `scp` space-separated.
+            Some(Value::String(scp)) => {
+                scopes.extend(scp.split(' ').filter(|s| !s.is_empty()).map(String::from))
+            }
+            _ => {}
         }
         if let Some(Value::String(s)) = claims.get("scope") {
             for sc in s.split(' ').filter(|s| !s.is_empty()) {
@@ -77,7 +87,11 @@ impl VerifiedToken {
                 }
             }
         }
-        VerifiedToken { claims, scopes, exp }
+        VerifiedToken {
+            claims: Value::Object(claims),
+            scopes,
+            exp,
+        }
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -158,7 +172,7 @@ impl Validator {
         }
         let digest = token_digest(token);
         if let Some(hit) = self.cache.get(&digest)
-            && hit.exp + self.policy.leeway_secs as i64 > now()
+            && hit.exp.saturating_add(self.policy.leeway_secs as i64) > now()
         {
             return Ok(hit);
         }
@@ -189,6 +203,13 @@ impl Validator {
             && (crit.is_empty() || crit.iter().any(|c| !UNDERSTOOD_CRIT.contains(&c.as_str())))
         {
             return Err(TokenError::UnsupportedCritical);
+        }
+        if let Some(want) = &self.policy.required_typ {
+            let typ = header.typ.as_deref().unwrap_or("");
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(want) {
+                return Err(TokenError::WrongType);
+            }
         }
         // `jwk`, `jku`, `x5u`, `x5c`: never used. Keys come from the issuer's JWKS only.
         let kid = header

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod jwks;
 pub mod jwt;
+pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod reject;

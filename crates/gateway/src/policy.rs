@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use crate::config::{ConditionConfig, ScopeRequirement};
 use crate::reject::Rejection;
 
+/// What a caller refused by a condition without a message of its own is told.
+pub const DEFAULT_CONDITION_MESSAGE: &str = "a claim condition of this route is not met";
+
 /// A condition compiled once.
 #[derive(Debug)]
 pub struct Condition {
@@ -69,14 +72,15 @@ impl Requirements {
     pub fn evaluate(
         &self,
         scopes: &[String],
-        claims: &serde_json::Map<String, Value>,
+        claims: &Value,
         request: &RequestFacts<'_>,
         trace: Option<&mut Vec<Check>>,
     ) -> Result<(), Rejection> {
         let mut out = Outcomes { first: None, trace };
         let has = |s: &String| scopes.iter().any(|g| g == s);
+        // The texts of the checks are made only for `explain` (and for failures).
         if !self.all_of.is_empty() {
-            let what = format!("scopes: all of [{}]", self.all_of.join(", "));
+            let what = || format!("scopes: all of [{}]", self.all_of.join(", "));
             let missing: Vec<&str> = self
                 .all_of
                 .iter()
@@ -84,33 +88,31 @@ impl Requirements {
                 .map(String::as_str)
                 .collect();
             if missing.is_empty() {
-                out.record(what, Ok("granted".into()));
+                out.pass(what, || "granted".into());
             } else {
                 let needed = missing.join(" ");
-                out.record(
-                    what,
-                    Err((
-                        format!("missing {needed}"),
-                        Rejection::InsufficientScope { needed },
-                    )),
+                out.fail(
+                    what(),
+                    format!("missing {needed}"),
+                    Rejection::InsufficientScope { needed },
                 );
             }
         }
         if !self.any_of.is_empty() {
-            let what = format!("scopes: any of [{}]", self.any_of.join(", "));
+            let what = || format!("scopes: any of [{}]", self.any_of.join(", "));
             match self.any_of.iter().find(|s| has(s)) {
-                Some(s) => out.record(what, Ok(format!("{s} granted"))),
+                Some(s) => out.pass(what, || format!("{s} granted")),
                 None => {
                     let needed = self.any_of.join(" ");
-                    out.record(
-                        what,
-                        Err(("none granted".into(), Rejection::InsufficientScope { needed })),
+                    out.fail(
+                        what(),
+                        "none granted".into(),
+                        Rejection::InsufficientScope { needed },
                     );
                 }
             }
         }
         if !self.conditions.is_empty() && !out.settled() {
-            let claims = Value::Object(claims.clone());
             let params: serde_json::Map<String, Value> = request
                 .params
                 .iter()
@@ -124,7 +126,7 @@ impl Requirements {
             });
             for c in &self.conditions {
                 let what = format!("condition: {}", c.expr.source());
-                let outcome = match c.expr.eval(&[("claims", &claims), ("request", &req)]) {
+                let outcome = match c.expr.eval(&[("claims", claims), ("request", &req)]) {
                     Ok(Value::Bool(true)) => Ok("true".into()),
                     Ok(Value::Bool(false)) => Err("false".to_string()),
                     Ok(other) => Err(format!("not a boolean: {other}")),
@@ -165,6 +167,20 @@ struct Outcomes<'t> {
 }
 
 impl Outcomes<'_> {
+    fn pass(&mut self, what: impl FnOnce() -> String, detail: impl FnOnce() -> String) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.push(Check {
+                what: what(),
+                passed: true,
+                detail: detail(),
+            });
+        }
+    }
+
+    fn fail(&mut self, what: String, detail: String, rejection: Rejection) {
+        self.record(what, Err((detail, rejection)));
+    }
+
     fn record(&mut self, what: String, outcome: Result<String, (String, Rejection)>) {
         let passed = outcome.is_ok();
         let detail = match outcome {
@@ -208,7 +224,7 @@ mod tests {
             &[ConditionConfig::Expr("\"admin\" in claims.user_roles".into())],
         )
         .unwrap();
-        let claims = |roles: Value| json!({"user_roles": roles}).as_object().unwrap().clone();
+        let claims = |roles: Value| json!({"user_roles": roles});
         let w = vec!["products:write".to_string()];
         assert_eq!(r.evaluate(&w, &claims(json!(["admin"])), &req(), None), Ok(()));
         assert_eq!(
@@ -221,7 +237,7 @@ mod tests {
             r.evaluate(&w, &claims(json!(["dev"])), &req(), None),
             Err(Rejection::ConditionFailed { .. })
         ));
-        let none = serde_json::Map::new();
+        let none = json!({});
         assert!(matches!(
             r.evaluate(&w, &none, &req(), None),
             Err(Rejection::ConditionFailed { .. })
@@ -244,10 +260,10 @@ mod tests {
             )],
         )
         .unwrap();
-        let c = json!({"level": 4}).as_object().unwrap().clone();
+        let c = json!({"level": 4});
         assert_eq!(r.evaluate(&["b".into()], &c, &req(), None), Ok(()));
         assert!(r.evaluate(&["c".into()], &c, &req(), None).is_err());
-        let low = json!({"level": 2}).as_object().unwrap().clone();
+        let low = json!({"level": 2});
         assert!(r.evaluate(&["a".into()], &low, &req(), None).is_err());
     }
 }

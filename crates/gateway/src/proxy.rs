@@ -32,7 +32,6 @@ const MAX_IDLE_PER_TARGET: usize = 512;
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -194,9 +193,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239) for a request from `peer`,
-/// appending to what earlier proxies wrote.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers some frameworks take as the request's real host, port, prefix, address or URL
+/// (Symfony and IIS route on `X-Original-URL`): only this gateway may say those.
+static CLIENT_ROUTING_HEADERS: [HeaderName; 6] = [
+    X_FORWARDED_HOST,
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
+/// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239) for a request from `peer`
+/// that named `host` (as received, port included). `X-Forwarded-For` and a well-formed
+/// `Forwarded` from earlier proxies are appended to; every other routing header a client
+/// sent is dropped.
 pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&str>) {
+    for h in &CLIENT_ROUTING_HEADERS {
+        headers.remove(h);
+    }
     let ip = peer.ip().to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),
@@ -208,19 +225,35 @@ pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&s
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     let node = if peer.is_ipv6() { format!("\"[{ip}]\"") } else { ip };
     let mut fwd = format!("for={node};proto=http");
-    if let Some(h) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+    if let Some(h) = host {
+        // `request_host` admits no quote or backslash: safe inside a quoted-string.
         fwd.push_str(&format!(";host=\"{h}\""));
         if let Ok(v) = HeaderValue::try_from(h) {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
+            headers.insert(X_FORWARDED_HOST, v);
         }
     }
-    let fwd = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+    let previous = headers
+        .get_all(&FORWARDED)
+        .iter()
+        .map(|v| v.to_str().ok().filter(|v| well_formed_forwarded(v)))
+        .collect::<Option<Vec<&str>>>()
+        .map(|v| v.join(", "))
+        .filter(|v| !v.is_empty());
+    let fwd = match previous {
         Some(prev) => format!("{prev}, {fwd}"),
         None => fwd,
     };
     if let Ok(v) = HeaderValue::try_from(fwd) {
         headers.insert(FORWARDED.clone(), v);
     }
+}
+
+/// A `Forwarded` value we can safely append to: balanced quotes, no escapes or controls
+/// (a dangling quote would swallow our own element).
+fn well_formed_forwarded(v: &str) -> bool {
+    v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !v.contains('\\')
+        && v.bytes().filter(|b| *b == b'"').count() % 2 == 0
 }
 
 /// Request ids: a client's own if it is sane, otherwise a new one (random per process,

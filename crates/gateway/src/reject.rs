@@ -28,8 +28,13 @@ pub enum Rejection {
     ConditionFailed {
         message: String,
     },
-    /// The `Authorization` header is not a single well-formed bearer credential (400).
+    /// The `Authorization` header is not a single well-formed bearer credential (400,
+    /// `invalid_request`).
     BadRequest(&'static str),
+    /// The path cannot be routed safely (400, no challenge: not a token problem).
+    BadPath(crate::path::PathError),
+    /// Something else about the request is malformed, e.g. its host (400, no challenge).
+    MalformedRequest(&'static str),
     /// The issuer's keys or introspection endpoint cannot be reached (503).
     AuthUnavailable,
     /// The upstream refused or dropped the connection (502).
@@ -47,7 +52,9 @@ impl Rejection {
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::NoToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } | Rejection::ConditionFailed { .. } => StatusCode::FORBIDDEN,
-            Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Rejection::BadRequest(_) | Rejection::BadPath(_) | Rejection::MalformedRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Rejection::AuthUnavailable | Rejection::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -78,7 +85,8 @@ impl Rejection {
             Rejection::ConditionFailed { message } => {
                 format!("The access token's claims do not allow this: {message}.")
             }
-            Rejection::BadRequest(why) => (*why).into(),
+            Rejection::BadRequest(why) | Rejection::MalformedRequest(why) => (*why).into(),
+            Rejection::BadPath(e) => e.description().into(),
             Rejection::AuthUnavailable => "The token cannot be checked right now; retry later.".into(),
             Rejection::BadGateway => "The upstream service refused or dropped the connection.".into(),
             Rejection::UpstreamUnavailable => "The upstream service is unavailable; retry later.".into(),
@@ -126,6 +134,9 @@ impl Rejection {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(c) = self.challenge(realm).and_then(|c| HeaderValue::try_from(c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if matches!(self, Rejection::AuthUnavailable | Rejection::UpstreamUnavailable) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if let Rejection::MethodNotAllowed(ms) = &self {
             let allow = ms.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");

@@ -65,13 +65,18 @@ impl PathTemplate {
 
     /// The parameters if `path` (without query) matches.
     pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        // `/x/` is `/x`: a trailing slash never routes around the route of the bare path.
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => path,
+        };
         let path = path.strip_prefix('/')?;
         let mut params = Vec::new();
         let mut rest = Some(path);
         for seg in &self.segments {
             match seg {
                 Segment::Rest(name) => {
-                    params.push((name.clone(), rest.take().unwrap_or("").to_owned()));
+                    params.push((name.clone(), crate::path::decode_param(rest.take().unwrap_or(""))));
                     return Some(params);
                 }
                 _ => {
@@ -83,7 +88,7 @@ impl PathTemplate {
                     match seg {
                         Segment::Literal(l) if l == head => {}
                         Segment::Param(name) if !head.is_empty() => {
-                            params.push((name.clone(), head.to_owned()))
+                            params.push((name.clone(), crate::path::decode_param(head)))
                         }
                         _ => return None,
                     }
@@ -161,16 +166,53 @@ impl Matcher {
     }
 }
 
-/// The host of a request, without port: `Host` header or the URI's authority.
-pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    let raw = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.host())?;
-    match raw.strip_prefix('[') {
-        Some(v6) => v6.split(']').next(),
-        None => raw.split(':').next(),
+/// The host a request names: as received (for `Forwarded`) and without its port (for
+/// matching).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHost<'a> {
+    pub raw: &'a str,
+    pub name: &'a str,
+}
+
+/// A request whose host cannot be told: several `Host` headers, or one that is not a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadHost;
+
+/// The host of a request: the authority of an absolute-form target, else the one `Host`
+/// header (RFC 9112 §3.2.2). `Err` for several `Host` headers or one that is not a host;
+/// `Ok(None)` when there is none (HTTP/1.0).
+pub fn request_host<'a>(
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+) -> Result<Option<RequestHost<'a>>, BadHost> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let header = values.next();
+    if values.next().is_some() {
+        return Err(BadHost);
     }
+    let raw = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => match header {
+            Some(v) => v.to_str().map_err(|_| BadHost)?,
+            None => return Ok(None),
+        },
+    };
+    // reg-name, IPv4 or [IPv6], then an optional port: no userinfo, paths or quotes.
+    let valid = !raw.is_empty()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b));
+    if !valid || raw.contains('@') {
+        return Err(BadHost);
+    }
+    let name = match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => raw.split(':').next().unwrap_or(""),
+    };
+    if name.is_empty() {
+        return Err(BadHost);
+    }
+    Ok(Some(RequestHost { raw, name }))
 }
 
 #[cfg(test)]
@@ -184,7 +226,11 @@ mod tests {
     #[test]
     fn templates_match_segments() {
         assert_eq!(t("/api/v1/products").matches("/api/v1/products"), Some(vec![]));
-        assert_eq!(t("/api/v1/products").matches("/api/v1/products/"), None);
+        assert_eq!(
+            t("/api/v1/products").matches("/api/v1/products/"),
+            Some(vec![]),
+            "trailing slash"
+        );
         assert_eq!(t("/api/v1/products").matches("/api/v1/productsX"), None);
         assert_eq!(
             t("/api/v1/products/{id}").matches("/api/v1/products/42"),
@@ -212,11 +258,40 @@ mod tests {
     fn hosts_without_ports() {
         let mut h = HeaderMap::new();
         let uri: http::Uri = "/x".parse().unwrap();
+        fn name(h: &HeaderMap) -> Result<Option<String>, BadHost> {
+            let uri: http::Uri = "/x".parse().unwrap();
+            request_host(&uri, h).map(|o| o.map(|h| h.name.to_owned()))
+        }
+        assert_eq!(name(&h), Ok(None));
         h.insert(http::header::HOST, "Api.Example.com:8000".parse().unwrap());
-        assert_eq!(request_host(&uri, &h), Some("Api.Example.com"));
+        assert_eq!(name(&h), Ok(Some("Api.Example.com".into())));
+        assert_eq!(
+            request_host(&uri, &h).unwrap().unwrap().raw,
+            "Api.Example.com:8000"
+        );
         h.insert(http::header::HOST, "[::1]:8000".parse().unwrap());
-        assert_eq!(request_host(&uri, &h), Some("::1"));
+        assert_eq!(name(&h), Ok(Some("::1".into())));
         h.insert(http::header::HOST, "example.com".parse().unwrap());
-        assert_eq!(request_host(&uri, &h), Some("example.com"));
+        assert_eq!(name(&h), Ok(Some("example.com".into())));
+        for bad in ["a\"b", "user@evil", "a/b", ":80", ""] {
+            h.insert(http::header::HOST, bad.parse().unwrap());
+            assert_eq!(name(&h), Err(BadHost), "{bad}");
+        }
+        h.insert(http::header::HOST, "a".parse().unwrap());
+        h.append(http::header::HOST, "b".parse().unwrap());
+        assert_eq!(name(&h), Err(BadHost), "two Host headers");
+        let absolute: http::Uri = "http://api.example.com/x".parse().unwrap();
+        assert_eq!(
+            request_host(&absolute, &h).map(|o| o.map(|h| h.name)),
+            Err(BadHost),
+            "still two Host headers"
+        );
+        h.remove(http::header::HOST);
+        h.insert(http::header::HOST, "other.example".parse().unwrap());
+        assert_eq!(
+            request_host(&absolute, &h).unwrap().unwrap().name,
+            "api.example.com",
+            "absolute-form wins"
+        );
     }
 }

@@ -55,6 +55,8 @@ pub struct Gateway {
 
 /// What the caller presents, for [`Gateway::decide`].
 pub enum Credential<'a> {
+    /// The bearer token of the request's `Authorization` header, if any.
+    Request,
     None,
     /// A bearer token, verified for real.
     Token(&'a str),
@@ -66,6 +68,8 @@ pub enum Credential<'a> {
 pub struct Admitted<'g> {
     route: &'g Route,
     token: Option<Arc<VerifiedToken>>,
+    /// The canonical path, when it differs from the one received.
+    canonical_path: Option<String>,
 }
 
 /// The outcome of `explain`.
@@ -79,6 +83,24 @@ impl Gateway {
     /// Compiles a validated gateway file. `secret_of` reads the environment variables the
     /// file names. Call [`Gateway::start`] inside a Tokio runtime to begin fetching keys.
     pub fn new(file: &GatewayFile, secret_of: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, String> {
+        Gateway::build(file, secret_of, None)
+    }
+
+    /// The gateway of a reloaded file: like [`Gateway::new`], but issuers whose key source
+    /// did not change keep this gateway's key caches.
+    pub fn successor(
+        &self,
+        file: &GatewayFile,
+        secret_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Gateway, String> {
+        Gateway::build(file, secret_of, Some(self))
+    }
+
+    fn build(
+        file: &GatewayFile,
+        secret_of: &dyn Fn(&str) -> Option<String>,
+        previous: Option<&Gateway>,
+    ) -> Result<Gateway, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -86,7 +108,10 @@ impl Gateway {
         let issuers = file
             .issuers
             .iter()
-            .map(|i| TrustedIssuer::new(&i.value, http.clone(), secret_of))
+            .map(|i| {
+                let kept = previous.and_then(|p| p.jwks(&i.value.issuer));
+                TrustedIssuer::new(&i.value, http.clone(), secret_of, kept)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let upstreams = file
             .upstreams
@@ -221,31 +246,43 @@ impl Gateway {
         peer: SocketAddr,
         request_id: &HeaderValue,
     ) -> Result<(&str, Response<Incoming>), (Option<&str>, Rejection)> {
-        let credential = match bearer(req.headers()) {
-            Ok(Some(t)) => Credential::Token(t),
-            Ok(None) => Credential::None,
-            Err(r) => return Err((None, r)),
-        };
-        let host = request_host(req.uri(), req.headers()).map(str::to_owned);
+        let host = request_host(req.uri(), req.headers()).map_err(|_| {
+            (
+                None,
+                Rejection::MalformedRequest("The request names no valid single host."),
+            )
+        })?;
         let admitted = self
             .decide(
                 req.method(),
                 req.uri().path(),
-                host.as_deref(),
+                host.map(|h| h.name),
                 req.headers(),
-                credential,
+                Credential::Request,
                 None,
             )
             .await?;
         let route = admitted.route;
+        let forwarded_host = host.map(|h| h.raw.to_owned());
         let (mut parts, body) = req.into_parts();
-        let headers = &mut parts.headers;
-        for h in &self.identity_headers {
-            headers.remove(h);
+        if let Some(path) = admitted.canonical_path {
+            // The upstream gets the path the route matched.
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            parts.uri = pq.parse().map_err(|_| {
+                (
+                    None,
+                    Rejection::MalformedRequest("The request target is not valid."),
+                )
+            })?;
         }
+        let headers = &mut parts.headers;
+        strip_identity_headers(headers, &self.identity_headers);
         strip_hop_by_hop(headers);
         headers.remove(http::header::HOST);
-        add_forwarding(headers, peer, host.as_deref());
+        add_forwarding(headers, peer, forwarded_host.as_deref());
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         if let Some(token) = &admitted.token {
             for (h, claim) in &route.forward {
@@ -273,12 +310,8 @@ impl Gateway {
         credential: Credential<'_>,
         mut trace: Option<&mut Vec<Check>>,
     ) -> Result<Admitted<'_>, (Option<&str>, Rejection)> {
-        if !is_normal_path(path) {
-            return Err((
-                None,
-                Rejection::BadRequest("The request path has dot segments or encoded slashes."),
-            ));
-        }
+        let canonical = crate::path::canonical(path).map_err(|e| (None, Rejection::BadPath(e)))?;
+        let path: &str = &canonical;
         let mut allowed: Vec<Method> = Vec::new();
         let mut found = None;
         for r in &self.routes {
@@ -292,6 +325,10 @@ impl Gateway {
             }
         }
         let Some((route, params)) = found else {
+            if allowed.contains(&Method::GET) {
+                allowed.push(Method::HEAD);
+            }
+            allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
             allowed.dedup();
             return Err((
                 None,
@@ -302,6 +339,10 @@ impl Gateway {
                 },
             ));
         };
+        let canonical_path = match &canonical {
+            std::borrow::Cow::Owned(p) => Some(p.clone()),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
         let name = Some(route.name.as_str());
         if let Some(t) = trace.as_deref_mut() {
             t.push(Check {
@@ -311,9 +352,23 @@ impl Gateway {
             });
         }
         if route.auth == AuthMode::None {
-            return Ok(Admitted { route, token: None });
+            return Ok(Admitted {
+                route,
+                token: None,
+                canonical_path,
+            });
         }
+        // The Authorization header is read only for routes that take tokens.
+        let credential = match credential {
+            Credential::Request => match bearer(headers) {
+                Ok(Some(t)) => Credential::Token(t),
+                Ok(None) => Credential::None,
+                Err(r) => return Err((name, r)),
+            },
+            other => other,
+        };
         let token = match credential {
+            Credential::Request => Err(Rejection::NoToken),
             Credential::None => Err(Rejection::NoToken),
             Credential::Token(t) => self.verify(route, t).await.map_err(|e| match e {
                 TokenError::KeysUnavailable => Rejection::AuthUnavailable,
@@ -353,6 +408,7 @@ impl Gateway {
         Ok(Admitted {
             route,
             token: Some(token),
+            canonical_path,
         })
     }
 
@@ -432,18 +488,29 @@ fn header_value(v: &Value) -> Option<HeaderValue> {
     HeaderValue::try_from(text).ok()
 }
 
-/// No `.`/`..` segments and no encoded `/` or `\`: what the route matched is what the
-/// upstream will see.
-fn is_normal_path(path: &str) -> bool {
-    let b = path.as_bytes();
-    let encoded_separator = b.windows(3).any(|w| {
-        w[0] == b'%'
-            && matches!(
-                (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'f' | b'e') | (b'5', b'c')
-            )
-    });
-    !encoded_separator && !b.contains(&b'\\') && path.split('/').all(|s| s != "." && s != "..")
+/// Removes every header a route fills from claims, whatever the route, and its spellings
+/// with `_` for `-` (which CGI-style servers fold into the same name).
+fn strip_identity_headers(headers: &mut HeaderMap, identity: &[HeaderName]) {
+    for h in identity {
+        headers.remove(h);
+    }
+    let aliases: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            k.as_str().contains('_')
+                && identity.iter().any(|h| {
+                    h.as_str().len() == k.as_str().len()
+                        && h.as_str()
+                            .bytes()
+                            .zip(k.as_str().bytes())
+                            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                })
+        })
+        .cloned()
+        .collect();
+    for k in aliases {
+        headers.remove(k);
+    }
 }
 
 #[cfg(test)]
@@ -451,12 +518,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_must_be_normal() {
-        assert!(is_normal_path("/api/v1/products/42"));
-        assert!(!is_normal_path("/api/v1/products/../admin/users"));
-        assert!(!is_normal_path("/api/v1/products/.%2e/admin"));
-        assert!(!is_normal_path("/api/v1/products%2F1"));
-        assert!(!is_normal_path("/api/./v1"));
+    fn identity_headers_and_their_aliases_go() {
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-subject", "root".parse().unwrap());
+        h.insert("x_auth_subject", "root".parse().unwrap());
+        h.insert("x_other", "kept".parse().unwrap());
+        strip_identity_headers(&mut h, &[HeaderName::from_static("x-auth-subject")]);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x_other"));
     }
 
     #[test]

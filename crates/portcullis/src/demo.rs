@@ -159,6 +159,7 @@ realm: portcullis-demo
 issuers:
   - issuer: {issuer}
     audiences: [{DEMO_AUDIENCE}]
+    requireTyp: at+jwt
 upstreams:
   - name: catalog
     targets: [http://{backend}]

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use std::io::Read as _;
 
+/// mimalloc: the proxy allocates and frees small buffers on every request, which glibc's
+/// allocator serves with locks and consolidation passes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis::CliError;
 use portcullis::config::{Config, create_private_dir};

@@ -219,7 +219,11 @@ impl GatewayHandle {
         file: &GatewayFile,
         secret_of: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), CliError> {
-        let next = Arc::new(build_gateway(file, secret_of)?);
+        let next = self.shared.load().successor(file, secret_of).map_err(|e| {
+            CliError::new(format!("cannot build the gateway: {e}"))
+                .hint("check the gateway file and the environment variables it names")
+        })?;
+        let next = Arc::new(next);
         next.warm_up().await;
         next.start();
         if file.listeners != self.listeners {

@@ -191,6 +191,29 @@ async fn policy_table(db: Db) {
     assert_eq!(st, 401);
     assert!(c.contains("error=\"invalid_token\""), "{c}");
     assert_eq!(body["error"], "invalid_token");
+    // A JWT signed with the issuer's key but not typed as an access token (an ID token, say).
+    let claims = {
+        use base64::Engine;
+        let t = svc("products:read").await;
+        let payload = t.split('.').nth(1).unwrap();
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let view = s.handle.idp.view.get();
+    let signer = view.server("default").unwrap().signer.clone().unwrap();
+    let untyped = signer
+        .sign_jwt(portcullis_jose::signer::JwtType::Jwt, &claims)
+        .unwrap();
+    let (st, c, _) = call(&g, "GET", "/api/v1/products", Some(&untyped)).await;
+    assert_eq!(st, 401);
+    assert!(
+        c.contains("error_description=\"The token is not an access token.\""),
+        "{c}"
+    );
     // Another scheme is no bearer token at all.
     let r = client()
         .get(format!("{g}/api/v1/products"))
@@ -206,7 +229,7 @@ async fn policy_table(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "GET");
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
     assert_eq!(call(&g, "GET", "/api/v1/nothing-here", None).await.0, 404);
     assert_eq!(call(&g, "GET", "/api/v1/health", None).await.0, 200, "auth: none");
 
@@ -444,6 +467,9 @@ async fn proxying() {
         .header("x-request-id", "client-id-123")
         .header("connection", "x-secret")
         .header("x-secret", "hop")
+        .header("x_auth_subject", "root")
+        .header("x-original-url", "/admin")
+        .header("x-forwarded-host", "evil.example")
         .send()
         .await
         .unwrap();
@@ -468,6 +494,19 @@ async fn proxying() {
         "hop-by-hop header named by Connection: {h}"
     );
     assert_eq!(echo["uri"], "/echo?x=1");
+    // The upstream sees the path the route matched: escapes of plain characters decoded.
+    let (st, _, echo) = call(&g, "GET", "/%65cho?q=%41", Some(&token)).await;
+    assert_eq!(st, 200);
+    assert_eq!(echo["uri"], "/echo?q=%41", "the query goes as it came");
+    // The Authorization header matters only on routes that take tokens.
+    let r = client()
+        .get(format!("{g}/versioned"))
+        .header("api-version", "2")
+        .header("authorization", "Bearer not a token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "auth: none");
     // A request id is made when the client sends none, and reaches the upstream.
     let r = client()
         .get(format!("{g}/echo"))
