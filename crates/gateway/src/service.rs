@@ -216,10 +216,10 @@ impl Gateway {
 
     /// Serves one request from `peer`.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = Instant::now();
         let request_id = self.request_ids.for_request(req.headers());
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // What the access log needs once the request is gone, only when it is on.
+        let logged = tracing::enabled!(target: "portcullis::gateway::access", tracing::Level::INFO)
+            .then(|| (Instant::now(), req.method().clone(), req.uri().path().to_owned()));
         let (route, resp) = match self.admit_and_forward(req, peer, &request_id).await {
             Ok((route, resp)) => (Some(route), resp.map(Either::Left)),
             Err((route, rejection)) => (route, rejection.into_response(&self.realm).map(Either::Right)),
@@ -227,16 +227,18 @@ impl Gateway {
         let mut resp = resp;
         resp.headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
-        tracing::info!(
-            target: "portcullis::gateway::access",
-            method = %method,
-            path = %path,
-            status = resp.status().as_u16(),
-            route = route.unwrap_or("-"),
-            request_id = request_id.to_str().unwrap_or(""),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
+        if let Some((started, method, path)) = logged {
+            tracing::info!(
+                target: "portcullis::gateway::access",
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                route = route.unwrap_or("-"),
+                request_id = request_id.to_str().unwrap_or(""),
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            );
+        }
         resp
     }
 
