@@ -13,6 +13,10 @@ pub enum IdKind {
     Scope,
     Claim,
     Org,
+    User,
+    Group,
+    Session,
+    Factor,
 }
 
 impl IdKind {
@@ -25,6 +29,10 @@ impl IdKind {
             IdKind::Scope => "scp",
             IdKind::Claim => "ocl",
             IdKind::Org => "00o",
+            IdKind::User => "00u",
+            IdKind::Group => "00g",
+            IdKind::Session => "102",
+            IdKind::Factor => "uft",
         }
     }
 }

@@ -274,6 +274,83 @@ pub struct Rule {
     pub scopes: ScopeSelector,
     #[serde(default = "default_access_token_lifetime")]
     pub access_token_lifetime_minutes: u32,
+    /// Which people the rule covers in user grants (machine grants have no user).
+    #[serde(default, skip_serializing_if = "PeopleSelector::is_everyone")]
+    pub people: PeopleSelector,
+    /// How long a refresh token family lives from its first issue; 0 is unlimited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh_token_lifetime_minutes: u32,
+    /// A refresh token unused this long expires (Okta's default: 7 days).
+    #[serde(default = "default_refresh_window")]
+    pub refresh_token_window_minutes: u32,
+    /// Every refresh returns a new refresh token and retires the old one (RFC 9700 §4.14.2).
+    #[serde(default = "yes")]
+    pub rotate_refresh_tokens: bool,
+    /// Seconds a just-rotated refresh token is still accepted, so that two concurrent
+    /// refreshes by one honest client do not look like theft (0..60, Okta's default 30).
+    #[serde(default = "default_grace")]
+    pub refresh_token_grace_seconds: u32,
+    /// Sign-ins under this rule need a second factor.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_mfa: bool,
+}
+
+pub const DEFAULT_REFRESH_WINDOW_MINUTES: u32 = 7 * 24 * 60;
+pub const MAX_REFRESH_GRACE_SECONDS: u32 = 60;
+
+fn default_refresh_window() -> u32 {
+    DEFAULT_REFRESH_WINDOW_MINUTES
+}
+fn default_grace() -> u32 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// Which users a rule covers: everyone, or members of any of the named groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PeopleSelector {
+    /// The string `EVERYONE`.
+    Everyone(Everyone),
+    Groups {
+        groups: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Everyone {
+    #[serde(rename = "EVERYONE")]
+    Everyone,
+}
+
+impl Default for PeopleSelector {
+    fn default() -> Self {
+        PeopleSelector::Everyone(Everyone::Everyone)
+    }
+}
+
+impl PeopleSelector {
+    pub fn is_everyone(&self) -> bool {
+        matches!(self, PeopleSelector::Everyone(_))
+    }
+
+    /// Whether a user in `groups` is covered; `None` (no user: a machine grant) always is.
+    pub fn includes(&self, groups: Option<&[String]>) -> bool {
+        match (self, groups) {
+            (PeopleSelector::Everyone(_), _) | (_, None) => true,
+            (PeopleSelector::Groups { groups: wanted }, Some(have)) => {
+                wanted.iter().any(|g| have.contains(g))
+            }
+        }
+    }
 }
 
 /// Application types, as Okta names them.
@@ -330,4 +407,47 @@ pub struct Client {
     /// Custom attributes, available to claim expressions as `app.profile`.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Where `/v1/authorize` may send the user back; matched exactly (RFC 9700 §4.1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// Where `/v1/logout` may send the user after signing out; matched exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Require PKCE of this confidential client too (public clients always need it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pkce_required: bool,
+    /// Sign-ins to this app need a second factor.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_mfa: bool,
+}
+
+impl Client {
+    /// RFC 9700 §2.1.1: PKCE for every public client, and for others that ask for it.
+    pub fn needs_pkce(&self) -> bool {
+        self.pkce_required || self.app_type.is_public()
+    }
+
+    /// The sign-in settings kept beside the client's core fields.
+    pub fn sign_in_settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "redirectUris": self.redirect_uris,
+            "postLogoutRedirectUris": self.post_logout_redirect_uris,
+            "pkceRequired": self.pkce_required,
+            "requireMfa": self.require_mfa,
+        })
+    }
+
+    /// Restores what [`Client::sign_in_settings`] wrote.
+    pub fn set_sign_in_settings(&mut self, v: &serde_json::Value) {
+        let list = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(|l| l.as_array())
+                .map(|l| l.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        self.redirect_uris = list("redirectUris");
+        self.post_logout_redirect_uris = list("postLogoutRedirectUris");
+        self.pkce_required = v.get("pkceRequired").and_then(|b| b.as_bool()).unwrap_or(false);
+        self.require_mfa = v.get("requireMfa").and_then(|b| b.as_bool()).unwrap_or(false);
+    }
 }

@@ -12,6 +12,8 @@ pub struct PolicyRequest<'a> {
     pub grant_type: GrantType,
     /// `None` when the request carried no `scope` parameter.
     pub requested_scopes: Option<&'a [String]>,
+    /// The signed-in user's groups in user grants; `None` in machine grants.
+    pub user_groups: Option<&'a [String]>,
 }
 
 /// The matching policy and rule, and the scopes granted.
@@ -43,7 +45,11 @@ pub fn evaluate<'s>(
     let mut rules: Vec<&Rule> = policy
         .rules
         .iter()
-        .filter(|r| r.status.is_active() && r.grant_types.contains(&req.grant_type))
+        .filter(|r| {
+            r.status.is_active()
+                && r.grant_types.contains(&req.grant_type)
+                && r.people.includes(req.user_groups)
+        })
         .collect();
     rules.sort_by_key(|r| r.priority);
 
@@ -103,9 +109,11 @@ fn resolve_scopes(server: &AuthorizationServer, req: &PolicyRequest<'_>) -> Resu
             "The scope '{s}' is reserved for OpenID Connect and cannot be requested with client_credentials."
         )));
     }
+    // OpenID Connect's scopes are built into every server for user grants, as Okta's are.
+    let builtin = |s: &str| req.user_groups.is_some() && OIDC_SCOPES.contains(&s);
     let unknown: Vec<&str> = scopes
         .iter()
-        .filter(|s| server.scope(s).is_none())
+        .filter(|s| server.scope(s).is_none() && !builtin(s))
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
@@ -138,6 +146,12 @@ mod tests {
             grant_types: vec![GrantType::ClientCredentials],
             scopes,
             access_token_lifetime_minutes: 60,
+            people: PeopleSelector::default(),
+            refresh_token_lifetime_minutes: 0,
+            refresh_token_window_minutes: DEFAULT_REFRESH_WINDOW_MINUTES,
+            rotate_refresh_tokens: true,
+            refresh_token_grace_seconds: 30,
+            require_mfa: false,
         };
         AuthorizationServer {
             id: "default".into(),
@@ -189,6 +203,7 @@ mod tests {
                 client_id: client,
                 grant_type: GrantType::ClientCredentials,
                 requested_scopes: scopes,
+                user_groups: None,
             },
         )?;
         Ok((d.policy.name.clone(), d.scopes))
@@ -248,9 +263,40 @@ mod tests {
                 client_id: "x",
                 grant_type: GrantType::AuthorizationCode,
                 requested_scopes: None,
+                user_groups: None,
             },
         )
         .unwrap_err();
         assert_eq!(e.code, OAuthErrorCode::AccessDenied);
+    }
+
+    #[test]
+    fn people_rules_match_only_their_groups() {
+        let mut s = server();
+        for p in &mut s.policies {
+            for r in &mut p.rules {
+                r.grant_types = vec![GrantType::AuthorizationCode];
+                r.people = PeopleSelector::Groups {
+                    groups: vec!["staff".into()],
+                };
+            }
+        }
+        let ask = |groups: &[String]| {
+            evaluate(
+                &s,
+                &PolicyRequest {
+                    client_id: "other",
+                    grant_type: GrantType::AuthorizationCode,
+                    requested_scopes: Some(&["read".to_string()]),
+                    user_groups: Some(groups),
+                },
+            )
+            .map(|d| d.scopes)
+        };
+        assert_eq!(ask(&["staff".into()]).unwrap(), vec!["read"]);
+        assert_eq!(
+            ask(&["guests".into()]).unwrap_err().code,
+            OAuthErrorCode::AccessDenied
+        );
     }
 }

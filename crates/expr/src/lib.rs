@@ -89,4 +89,30 @@ mod tests {
         let e = Expression::compile("user.profile.missing").unwrap();
         assert!(e.eval(&[("user", &user)]).is_err());
     }
+
+    #[test]
+    fn user_or_app_claims_and_group_filters() {
+        let user = json!({"profile": {"department": "sales"}, "groups": ["admin", "staff"]});
+        let app = json!({"profile": {"department": "IT", "roles": ["sysadmin"]}});
+        let null = json!(null);
+        let dept =
+            Expression::compile("user != null ? user.profile.department : app.profile.department").unwrap();
+        assert_eq!(
+            dept.eval(&[("app", &app), ("user", &user)]).unwrap(),
+            json!("sales")
+        );
+        assert_eq!(dept.eval(&[("app", &app), ("user", &null)]).unwrap(), json!("IT"));
+        let roles = Expression::compile(
+            r#"user != null ? user.groups.filter(g, g in ["admin", "sysadmin"]) : app.profile.roles"#,
+        )
+        .unwrap();
+        assert_eq!(
+            roles.eval(&[("app", &app), ("user", &user)]).unwrap(),
+            json!(["admin"])
+        );
+        assert_eq!(
+            roles.eval(&[("app", &app), ("user", &null)]).unwrap(),
+            json!(["sysadmin"])
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! Okta's URLs (`/oauth2/{server}/...`).
 //!
 //! Owns the token endpoint (client authentication, a registry of grant handlers, token
-//! minting), discovery, JWKS, introspection and revocation, the in-memory view of the org
+//! minting), discovery, JWKS, introspection and revocation, the hosted sign-in (users,
+//! passwords, second factors, sessions, consent), `/v1/authorize`, userinfo and logout, the in-memory view of the org
 //! that those read, signing-key lifecycle, and declarative org files (`apply`/`export`).
 //! It must never write to the database on the token-issuing path, never log a secret or
 //! token, and never answer a client's mistake with a 5xx.
@@ -13,6 +14,7 @@ pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod orgfile;
+pub mod people;
 pub mod token;
 pub mod view;
 
@@ -55,6 +57,8 @@ pub struct Idp {
     pub hasher: SecretHasher,
     pub view: view::ViewCache,
     pub grants: grants::GrantRegistry,
+    /// Sign-in rate limits (per login, per client address, per user for second factors).
+    pub limits: Arc<people::SignInLimits>,
 }
 
 impl Idp {
@@ -90,7 +94,9 @@ impl Idp {
         }
         let loaded = view::load(&store, &org_id, &settings, &master).await?;
         let hasher = SecretHasher::new(&master);
+        let limits = Arc::new(people::SignInLimits::new(&loaded.sign_in));
         Ok(Arc::new(Idp {
+            limits,
             store,
             org_id,
             settings,

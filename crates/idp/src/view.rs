@@ -42,6 +42,10 @@ pub struct ServerView {
     pub jwks_json: String,
     pub verifier: Verifier,
     pub access_claims: Vec<CompiledClaim>,
+    pub id_claims: Vec<CompiledClaim>,
+    /// Verifies ID tokens this server signed (`id_token_hint`): any `typ`, expired ones
+    /// accepted (a hint names a past sign-in).
+    pub id_token_verifier: Verifier,
     pub openid_configuration: String,
     pub oauth_authorization_server: String,
 }
@@ -56,6 +60,11 @@ pub struct ClientView {
 
 pub struct OrgView {
     pub version: i64,
+    /// Password policy, lockout, rate limits, session length, branding.
+    pub sign_in: portcullis_core::SignInSettings,
+    /// Origins of every registered redirect URI: browser apps there may call the
+    /// token, userinfo, revoke and key endpoints (CORS).
+    pub trusted_origins: std::collections::HashSet<String>,
     pub servers: HashMap<String, Arc<ServerView>>,
     pub clients: HashMap<String, Arc<ClientView>>,
     /// When the earliest retired key stops being published (forces a reload).
@@ -109,6 +118,7 @@ async fn load_reusing(
 ) -> Result<OrgView, ViewError> {
     let version = store.config_version(org_id).await?;
     let content = store.load_org(org_id).await?;
+    let sign_in = store.sign_in_settings(org_id).await?;
     let keys = store.signing_keys(org_id).await?;
     let now = clock::now();
 
@@ -159,15 +169,18 @@ async fn load_reusing(
             keys: keys.into_iter().map(|(_, j)| j).collect(),
         };
         let access_claims = compile_claims(&server, ClaimTokenType::AccessToken);
+        let id_claims = compile_claims(&server, ClaimTokenType::IdToken);
         let (openid_configuration, oauth_authorization_server) = discovery(&server, &issuer);
         servers.insert(
             server.id.clone(),
             Arc::new(ServerView {
                 // Our own tokens: no clock-skew leeway on `exp`, and only access tokens.
                 verifier: Verifier::new(issuer.clone(), &set, 0).with_typ("at+jwt"),
+                id_token_verifier: Verifier::new(issuer.clone(), &set, ID_TOKEN_HINT_LEEWAY_SECS),
                 jwks_json: serde_json::to_string(&set).unwrap_or_else(|_| "{\"keys\":[]}".into()),
                 signer: active.get(&server.id).cloned(),
                 access_claims,
+                id_claims,
                 openid_configuration,
                 oauth_authorization_server,
                 issuer,
@@ -176,6 +189,13 @@ async fn load_reusing(
         );
     }
 
+    let trusted_origins = content
+        .clients
+        .iter()
+        .filter(|c| c.client.status.is_active())
+        .flat_map(|c| c.client.redirect_uris.iter())
+        .filter_map(|u| origin_of(u))
+        .collect();
     let clients = content
         .clients
         .into_iter()
@@ -199,11 +219,23 @@ async fn load_reusing(
         .collect();
     Ok(OrgView {
         version,
+        sign_in,
+        trusted_origins,
         servers,
         clients,
         next_key_expiry,
         signers,
     })
+}
+
+/// `scheme://host[:port]` of an http(s) URI, as browsers send it in `Origin`.
+fn origin_of(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty() && !authority.contains('@')).then(|| format!("{scheme}://{authority}"))
 }
 
 fn unseal(master: &MasterKey, org_id: &str, k: &portcullis_store::StoredKey) -> Result<SigningKey, KeyError> {
@@ -235,12 +267,22 @@ fn compile_claims(server: &AuthorizationServer, token_type: ClaimTokenType) -> V
 
 /// The two discovery documents (OpenID Connect Discovery 1.0 and RFC 8414) of a server.
 fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
-    let scopes: Vec<&str> = server
-        .scopes
+    // OpenID Connect's scopes are built in (as on Okta), then the server's published ones.
+    let mut scopes: Vec<&str> = portcullis_core::scope::OIDC_SCOPES
         .iter()
-        .filter(|s| s.metadata_publish == MetadataPublish::AllClients)
-        .map(|s| s.name.as_str())
+        .copied()
+        .filter(|s| *s != "device_sso")
         .collect();
+    scopes.extend(
+        server
+            .scopes
+            .iter()
+            .filter(|s| {
+                s.metadata_publish == MetadataPublish::AllClients && !scopes.contains(&s.name.as_str())
+            })
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+    );
     let mut claims: Vec<&str> = vec![
         "ver",
         "jti",
@@ -249,10 +291,24 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
         "iat",
         "exp",
         "cid",
+        "uid",
         "scp",
         "sub",
         "client_id",
         "scope",
+        "auth_time",
+        "amr",
+        "nonce",
+        "at_hash",
+        "sid",
+        "name",
+        "given_name",
+        "family_name",
+        "preferred_username",
+        "locale",
+        "email",
+        "email_verified",
+        "updated_at",
     ];
     claims.extend(
         server
@@ -269,10 +325,18 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
         "jwks_uri": format!("{issuer}/v1/keys"),
         "introspection_endpoint": format!("{issuer}/v1/introspect"),
         "revocation_endpoint": format!("{issuer}/v1/revoke"),
+        "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
+        "end_session_endpoint": format!("{issuer}/v1/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [GrantType::ClientCredentials.as_str()],
+        "grant_types_supported": [
+            GrantType::AuthorizationCode.as_str(),
+            GrantType::RefreshToken.as_str(),
+            GrantType::ClientCredentials.as_str(),
+        ],
         "subject_types_supported": ["public"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
         "scopes_supported": scopes,
         "claims_supported": claims,
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -288,6 +352,9 @@ fn discovery(server: &AuthorizationServer, issuer: &str) -> (String, String) {
     }
     (doc.to_string(), oauth)
 }
+
+/// How old an expired ID token may be and still serve as `id_token_hint`.
+const ID_TOKEN_HINT_LEEWAY_SECS: u64 = 30 * 24 * 3600;
 
 /// How often each node checks whether a key is due to be promoted.
 const KEY_CHECK_INTERVAL_SECS: i64 = 60;

@@ -17,6 +17,14 @@ pub const DEMO_ORG: &str = include_str!("demo-org.yaml");
 pub const DEMO_SERVICE_CLIENT: &str = "demo-service";
 pub const DEMO_SYSADMIN_CLIENT: &str = "demo-sysadmin";
 pub const DEMO_SERVER: &str = "default";
+pub const DEMO_SPA_CLIENT: &str = "demo-spa";
+/// The demo users, the environment variable the demo org reads each one's password from,
+/// and their groups.
+pub const DEMO_USERS: &[(&str, &str, &[&str])] = &[
+    ("alice@example.com", "DEMO_ALICE_PASSWORD", &["admin"]),
+    ("bob@example.com", "DEMO_BOB_PASSWORD", &[]),
+    ("olivia@example.com", "DEMO_OLIVIA_PASSWORD", &["sysadmin"]),
+];
 pub const DEMO_AUDIENCE: &str = "api://default";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +49,25 @@ pub struct DemoInfo {
     /// In IT, with the sysadmin role.
     #[serde(default)]
     pub sysadmin_client: Option<DemoClient>,
+    /// The demo single-page app (public client, PKCE), served by the gateway.
+    #[serde(default)]
+    pub spa_client: Option<SpaClient>,
+    /// The demo users and their passwords (generated per data dir).
+    #[serde(default)]
+    pub users: Vec<DemoUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpaClient {
+    pub client_id: String,
+    pub redirect_uri: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoUser {
+    pub login: String,
+    pub password: String,
+    pub groups: Vec<String>,
 }
 
 impl DemoInfo {
@@ -52,10 +79,11 @@ impl DemoInfo {
     }
 }
 
-/// The demo clients' credentials, once the demo org is in place.
+/// The demo clients' credentials and the demo users' passwords, once the demo org is in place.
 pub struct DemoClients {
     pub service: DemoClient,
     pub sysadmin: DemoClient,
+    pub users: Vec<DemoUser>,
 }
 
 /// Applies the demo org on a new data dir (or when a demo client is missing) and returns
@@ -73,21 +101,24 @@ pub async fn ensure_demo_org(
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut generated: HashMap<String, String> = HashMap::new();
     let content = store.load_org(DEFAULT_ORG_ID).await?;
-    if ids
-        .iter()
-        .any(|id| !content.clients.iter().any(|c| c.client.client_id == *id))
+    // Passwords of the demo users: the ones demo.json knows, new ones for the others.
+    let mut passwords: HashMap<String, String> = HashMap::new();
+    for (login, var, _) in DEMO_USERS {
+        let known = previous
+            .as_ref()
+            .and_then(|p| p.users.iter().find(|u| u.login == *login))
+            .map(|u| u.password.clone());
+        passwords.insert((*var).to_owned(), known.unwrap_or_else(demo_password));
+    }
+    let users_missing = store.list_users(DEFAULT_ORG_ID).await?.len() < DEMO_USERS.len();
+    if users_missing
+        || [DEMO_SERVICE_CLIENT, DEMO_SYSADMIN_CLIENT, DEMO_SPA_CLIENT]
+            .iter()
+            .any(|id| !content.clients.iter().any(|c| c.client.client_id == *id))
     {
         let doc = orgfile::parse(DEMO_ORG)
             .map_err(|e| CliError::new(format!("built-in demo org is invalid: {e:?}")))?;
-        let plan = orgfile::plan(
-            store,
-            &hasher,
-            DEFAULT_ORG_ID,
-            &doc,
-            &HashMap::<String, String>::new(),
-            false,
-        )
-        .await?;
+        let plan = orgfile::plan(store, &hasher, DEFAULT_ORG_ID, &doc, &passwords, false).await?;
         let applied = orgfile::apply(store, master, DEFAULT_ORG_ID, plan, clock::now(), 900).await?;
         generated.extend(applied.generated_secrets);
     }
@@ -138,7 +169,74 @@ pub async fn ensure_demo_org(
     }
     let sysadmin = secrets.pop().expect("two demo clients");
     let service = secrets.pop().expect("two demo clients");
-    Ok(DemoClients { service, sysadmin })
+    let mut users = Vec::new();
+    let policy = store.sign_in_settings(DEFAULT_ORG_ID).await?;
+    for (login, var, groups) in DEMO_USERS {
+        let password = passwords.remove(*var).unwrap_or_else(demo_password);
+        if let Some(creds) = store.user_by_login(DEFAULT_ORG_ID, login).await? {
+            let matches = creds
+                .password_hash
+                .as_deref()
+                .is_some_and(|h| portcullis_idp::people::password::verify(&password, h));
+            if !matches {
+                // demo.json is gone or stale: the old password cannot be recovered.
+                let hash = portcullis_idp::people::password::hash(&password);
+                store
+                    .set_password(
+                        DEFAULT_ORG_ID,
+                        &creds.user.id,
+                        &hash,
+                        policy.password_history,
+                        clock::now(),
+                    )
+                    .await?;
+                tracing::warn!(
+                    user = login,
+                    "demo.json was missing or stale: the demo user got a new password"
+                );
+            }
+        }
+        users.push(DemoUser {
+            login: (*login).into(),
+            password,
+            groups: groups.iter().map(|g| (*g).into()).collect(),
+        });
+    }
+    Ok(DemoClients {
+        service,
+        sysadmin,
+        users,
+    })
+}
+
+/// A demo password: easy to type, 72 random bits, never on a breach list.
+fn demo_password() -> String {
+    let r = portcullis_core::ids::random_base62(12);
+    format!("demo-{}-{}", &r[..6], &r[6..])
+}
+
+/// Points the demo app's redirect URIs at where the gateway serves it (`{gateway}/app/`),
+/// so the sandbox works on any port.
+pub async fn register_spa(store: &Store, gateway_url: &str) -> Result<SpaClient, CliError> {
+    let redirect_uri = format!("{gateway_url}/app/");
+    let content = store.load_org(DEFAULT_ORG_ID).await?;
+    if let Some(c) = content
+        .clients
+        .iter()
+        .find(|c| c.client.client_id == DEMO_SPA_CLIENT)
+        && c.client.redirect_uris != [redirect_uri.clone()]
+    {
+        let mut client = c.client.clone();
+        client.redirect_uris = vec![redirect_uri.clone()];
+        client.post_logout_redirect_uris = vec![redirect_uri.clone()];
+        store
+            .put_client(DEFAULT_ORG_ID, &client, SecretUpdate::Keep, clock::now())
+            .await?;
+    }
+    Ok(SpaClient {
+        client_id: DEMO_SPA_CLIENT.into(),
+        redirect_uri,
+    })
 }
 
 /// The demo gateway file: the article's policy table (4.3) in front of the demo catalog
@@ -199,6 +297,16 @@ routes:
       - expr: 'claims.department_id == "sales"'
         message: department_id must be sales
     forwardClaims: {{{forward}}}
+  - name: demo-app
+    path: /app/{{rest...}}
+    methods: [GET]
+    upstream: catalog
+    auth: none
+  - name: demo-app-root
+    path: /app
+    methods: [GET]
+    upstream: catalog
+    auth: none
   - name: delete-admin-users
     path: /api/v1/admin/users
     methods: [DELETE]

@@ -28,8 +28,9 @@ struct Catalog {
     orders: Mutex<u64>,
 }
 
-/// The demo catalog API.
-pub fn router() -> Router {
+/// The demo catalog API, and with `app` (its `config.json`) the demo single-page app at
+/// `/app`.
+pub fn router(app: Option<Value>) -> Router {
     let catalog = Arc::new(Catalog {
         products: Mutex::new(vec![
             json!({"id": "1", "name": "Portcullis T-shirt", "price": 25}),
@@ -38,13 +39,45 @@ pub fn router() -> Router {
         ]),
         orders: Mutex::new(0),
     });
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/api/v1/products", get(list_products))
         .route("/api/v1/products/{id}", get(get_product).put(put_product))
         .route("/api/v1/orders", post(create_order))
         .route("/api/v1/admin/users", delete(delete_users))
-        .with_state(catalog)
+        .with_state(catalog);
+    match app {
+        None => api,
+        Some(config) => api
+            .route(
+                "/app",
+                get(|| async {
+                    static_file("text/html; charset=utf-8", include_str!("demo-spa/index.html"))
+                }),
+            )
+            .route(
+                "/app/app.js",
+                get(|| async {
+                    static_file("text/javascript; charset=utf-8", include_str!("demo-spa/app.js"))
+                }),
+            )
+            .route(
+                "/app/config.json",
+                get(move || async move { Json(config.clone()) }),
+            ),
+    }
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Who the gateway says is calling.

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use std::io::Read as _;
 
+mod users_cli;
+
 /// mimalloc: the proxy allocates and frees small buffers on every request, which glibc's
 /// allocator serves with locks and consolidation passes.
 #[global_allocator]
@@ -61,6 +63,11 @@ enum Command {
     Apply(ApplyArgs),
     /// Write the org's content as an org file (secrets are never exported).
     Export(ExportArgs),
+    /// Manage users: create, list, activate, deactivate, suspend, unlock, reset passwords.
+    Users {
+        #[command(subcommand)]
+        command: users_cli::UsersCommand,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -122,7 +129,7 @@ struct ExplainArgs {
 }
 
 #[derive(Args)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// A `serve` configuration file to read the database and master key settings from.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -132,7 +139,7 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn config(&self) -> Result<Config, CliError> {
+    pub(crate) fn config(&self) -> Result<Config, CliError> {
         match &self.config {
             Some(path) => Config::load(path),
             None => Ok(Config {
@@ -296,6 +303,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keys { command } => keys_command(command).await,
+        Command::Users { command } => users_cli::run(command).await,
         Command::Token(args) => token(args).await,
         Command::Gateway(args) => gateway(args).await,
         Command::Explain(args) => explain(args).await,
@@ -318,10 +326,20 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gateway_listeners =
         runtime::bind_gateway(&[SocketAddr::new(args.bind, args.gateway_port)], workers).await?;
-    let mut idp = runtime::start_idp(&cfg, store, master, idp_listener).await?;
-    let backend = runtime::start_demo_backend().await?;
-    let issuer = idp.issuer(demo::DEMO_SERVER);
     let gateway_addr = gateway_listeners.addrs[0];
+    let spa = demo::register_spa(&store, &format!("http://{gateway_addr}")).await?;
+    let mut idp = runtime::start_idp(&cfg, store, master, idp_listener).await?;
+    let issuer = idp.issuer(demo::DEMO_SERVER);
+    let backend = runtime::start_demo_backend(Some(serde_json::json!({
+        "issuer": issuer,
+        "client_id": spa.client_id,
+        "redirect_uri": spa.redirect_uri,
+        "authorization_endpoint": format!("{issuer}/v1/authorize"),
+        "token_endpoint": format!("{issuer}/v1/token"),
+        "end_session_endpoint": format!("{issuer}/v1/logout"),
+        "scope": "openid profile email products:read products:write orders:create admin:full",
+    })))
+    .await?;
     let gateway_yaml = demo::gateway_file(gateway_addr, &issuer, backend.addr);
     let gateway_path = cfg.data_dir.join("gateway.yaml");
     std::fs::write(&gateway_path, &gateway_yaml)
@@ -338,6 +356,8 @@ async fn up(args: UpArgs) -> Result<(), CliError> {
         gateway_url: Some(gateway_url.clone()),
         service_client: clients.service.clone(),
         sysadmin_client: Some(clients.sysadmin.clone()),
+        spa_client: Some(spa.clone()),
+        users: clients.users.clone(),
     };
     demo::write_demo_json(&cfg.data_dir, &info)?;
     let exe = std::env::current_exe()
@@ -367,6 +387,10 @@ Walk the policy table through the gateway:
   ({id} is in sales with the admin role; {sysadmin} is in IT with the sysadmin role:
    `{exe} token --data-dir {dd} --client-id {sysadmin} --scope admin:full`)
 
+Sign in as a person: open the demo app and sign in with
+{people}
+  demo app           {spa_url}
+
 Press Ctrl-C to stop.",
         org = idp.org_url,
         gw_file = gateway_path.display(),
@@ -375,6 +399,13 @@ Press Ctrl-C to stop.",
         id = clients.service.client_id,
         secret = clients.service.client_secret,
         sysadmin = clients.sysadmin.client_id,
+        spa_url = spa.redirect_uri,
+        people = clients
+            .users
+            .iter()
+            .map(|u| format!("  {:<22} {}   groups: {}", u.login, u.password, if u.groups.is_empty() { "-".to_string() } else { u.groups.join(", ") }))
+            .collect::<Vec<_>>()
+            .join("\n"),
     );
     tokio::select! {
         _ = shutdown_signal() => {}

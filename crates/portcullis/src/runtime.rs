@@ -15,6 +15,7 @@ use portcullis_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::CliError;
 use crate::config::Config;
@@ -97,7 +98,15 @@ pub async fn start_idp(
     let app = http::router(idp.clone());
     let server = tokio::spawn(portcullis_http::serve(
         listener,
-        move |_| TowerToHyperService::new(app.clone()),
+        move |peer| {
+            // The client's address, for sign-in rate limits.
+            TowerToHyperService::new(app.clone().map_request(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            ))
+        },
         async move {
             let _ = rx.await;
         },
@@ -377,13 +386,14 @@ impl DemoBackendHandle {
     }
 }
 
-/// Starts the demo catalog API on `127.0.0.1:0`.
-pub async fn start_demo_backend() -> Result<DemoBackendHandle, CliError> {
+/// Starts the demo catalog API (and the demo app's files, configured by `app`) on
+/// `127.0.0.1:0`.
+pub async fn start_demo_backend(app: Option<serde_json::Value>) -> Result<DemoBackendHandle, CliError> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
-    let app = crate::demo_backend::router();
+    let app = crate::demo_backend::router(app);
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(portcullis_http::serve(
         listener,

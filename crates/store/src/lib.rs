@@ -8,8 +8,12 @@
 //! and sealed keys.
 
 mod migrate;
+mod people;
 mod repo;
 
+pub use people::{
+    CodeRedemption, StoredCode, StoredFactor, StoredFlow, StoredRefresh, StoredSession, UserCredentials,
+};
 pub use repo::{KeyStatus, OrgContent, SecretUpdate, StoredClient, StoredKey};
 
 use std::str::FromStr;

@@ -9,8 +9,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "people", include_str!("../migrations/0002_people.sql")),
+];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<usize, StoreError> {
     let migrations = MIGRATIONS

@@ -60,7 +60,7 @@ pub struct StoredKey {
     pub retire_at: Option<i64>,
 }
 
-fn text<T: Serialize>(v: &T) -> String {
+pub(crate) fn text<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),
@@ -68,20 +68,20 @@ fn text<T: Serialize>(v: &T) -> String {
     }
 }
 
-fn from_text<T: DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
+pub(crate) fn from_text<T: DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("{what}: unexpected value '{s}'")))
 }
 
-fn json<T: Serialize>(v: &T) -> String {
+pub(crate) fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn from_json<T: DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-async fn bump_version(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<(), StoreError> {
+pub(crate) async fn bump_version(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE orgs SET config_version = config_version + 1 WHERE id = $1")
         .bind(org_id)
         .execute(&mut **tx)
@@ -163,7 +163,7 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT client_id, name, app_type, status, grant_types, auth_method, secret_hash, secret_env, \
-             profile FROM clients WHERE org_id = $1 ORDER BY created_at, client_id",
+             profile, sign_in FROM clients WHERE org_id = $1 ORDER BY created_at, client_id",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -227,8 +227,8 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let rule_rows = sqlx::query(
-            "SELECT policy_id, name, priority, status, grant_types, scopes, access_token_lifetime_minutes \
-             FROM policy_rules WHERE org_id = $1 AND server_id = $2 ORDER BY position",
+            "SELECT policy_id, name, priority, status, grant_types, scopes, access_token_lifetime_minutes, \
+             settings FROM policy_rules WHERE org_id = $1 AND server_id = $2 ORDER BY position",
         )
         .bind(org_id)
         .bind(server_id)
@@ -236,6 +236,7 @@ impl Store {
         .await?;
         let mut rules: HashMap<String, Vec<Rule>> = HashMap::new();
         for r in &rule_rows {
+            let settings: RuleSettings = from_json(&r.try_get::<String, _>("settings")?, "rule settings")?;
             rules.entry(r.try_get("policy_id")?).or_default().push(Rule {
                 name: r.try_get("name")?,
                 priority: r.try_get::<i64, _>("priority")? as u32,
@@ -243,6 +244,12 @@ impl Store {
                 grant_types: from_json(&r.try_get::<String, _>("grant_types")?, "grant_types")?,
                 scopes: from_json(&r.try_get::<String, _>("scopes")?, "rule scopes")?,
                 access_token_lifetime_minutes: r.try_get::<i64, _>("access_token_lifetime_minutes")? as u32,
+                people: settings.people,
+                refresh_token_lifetime_minutes: settings.refresh_token_lifetime_minutes,
+                refresh_token_window_minutes: settings.refresh_token_window_minutes,
+                rotate_refresh_tokens: settings.rotate_refresh_tokens,
+                refresh_token_grace_seconds: settings.refresh_token_grace_seconds,
+                require_mfa: settings.require_mfa,
             });
         }
         rows.iter()
@@ -393,8 +400,8 @@ impl Store {
                     .unwrap_or_else(|| new_id(IdKind::Rule));
                 sqlx::query(
                     "INSERT INTO policy_rules (org_id, server_id, policy_id, id, position, name, priority, status, \
-                     grant_types, scopes, access_token_lifetime_minutes) \
-                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10)",
+                     grant_types, scopes, access_token_lifetime_minutes, settings) \
+                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, $12)",
                 )
                 .bind(org_id)
                 .bind(&s.id)
@@ -407,6 +414,7 @@ impl Store {
                 .bind(json(&r.scopes))
                 .bind(r.access_token_lifetime_minutes as i64)
                 .bind(ri as i64)
+                .bind(json(&RuleSettings::of(r)))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -449,10 +457,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clients (org_id, client_id, name, app_type, status, grant_types, auth_method, \
-             secret_hash, secret_env, profile, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             secret_hash, secret_env, profile, created_at, updated_at, sign_in) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
              ON CONFLICT (org_id, client_id) DO UPDATE SET name = $3, app_type = $4, status = $5, \
-             grant_types = $6, auth_method = $7, secret_env = $9, profile = $10, updated_at = $11",
+             grant_types = $6, auth_method = $7, secret_env = $9, profile = $10, updated_at = $11, sign_in = $12",
         )
         .bind(org_id)
         .bind(&c.client_id)
@@ -468,6 +476,7 @@ impl Store {
         .bind(c.secret_env.clone())
         .bind(json(&c.profile))
         .bind(now)
+        .bind(c.sign_in_settings().to_string())
         .execute(&mut *tx)
         .await?;
         match secret {
@@ -681,17 +690,66 @@ impl Store {
 }
 
 fn client_of_row(r: &AnyRow) -> Result<StoredClient, StoreError> {
+    let sign_in: serde_json::Value =
+        from_json(&r.try_get::<String, _>("sign_in")?, "client sign-in settings")?;
+    let mut client = Client {
+        client_id: r.try_get("client_id")?,
+        name: r.try_get("name")?,
+        app_type: from_text(&r.try_get::<String, _>("app_type")?, "app_type")?,
+        status: from_text(&r.try_get::<String, _>("status")?, "status")?,
+        grant_types: from_json(&r.try_get::<String, _>("grant_types")?, "grant_types")?,
+        token_endpoint_auth_method: from_text(&r.try_get::<String, _>("auth_method")?, "auth_method")?,
+        secret_env: r.try_get("secret_env")?,
+        profile: from_json(&r.try_get::<String, _>("profile")?, "profile")?,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        pkce_required: false,
+        require_mfa: false,
+    };
+    client.set_sign_in_settings(&sign_in);
     Ok(StoredClient {
-        client: Client {
-            client_id: r.try_get("client_id")?,
-            name: r.try_get("name")?,
-            app_type: from_text(&r.try_get::<String, _>("app_type")?, "app_type")?,
-            status: from_text(&r.try_get::<String, _>("status")?, "status")?,
-            grant_types: from_json(&r.try_get::<String, _>("grant_types")?, "grant_types")?,
-            token_endpoint_auth_method: from_text(&r.try_get::<String, _>("auth_method")?, "auth_method")?,
-            secret_env: r.try_get("secret_env")?,
-            profile: from_json(&r.try_get::<String, _>("profile")?, "profile")?,
-        },
+        client,
         secret_hash: r.try_get("secret_hash")?,
     })
+}
+
+/// The people-flow settings of a rule, kept as one JSON column.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleSettings {
+    #[serde(default)]
+    people: PeopleSelector,
+    #[serde(default)]
+    refresh_token_lifetime_minutes: u32,
+    #[serde(default = "default_window")]
+    refresh_token_window_minutes: u32,
+    #[serde(default = "default_true")]
+    rotate_refresh_tokens: bool,
+    #[serde(default = "default_grace")]
+    refresh_token_grace_seconds: u32,
+    #[serde(default)]
+    require_mfa: bool,
+}
+
+fn default_window() -> u32 {
+    DEFAULT_REFRESH_WINDOW_MINUTES
+}
+fn default_true() -> bool {
+    true
+}
+fn default_grace() -> u32 {
+    30
+}
+
+impl RuleSettings {
+    fn of(r: &Rule) -> RuleSettings {
+        RuleSettings {
+            people: r.people.clone(),
+            refresh_token_lifetime_minutes: r.refresh_token_lifetime_minutes,
+            refresh_token_window_minutes: r.refresh_token_window_minutes,
+            rotate_refresh_tokens: r.rotate_refresh_tokens,
+            refresh_token_grace_seconds: r.refresh_token_grace_seconds,
+            require_mfa: r.require_mfa,
+        }
+    }
 }

@@ -26,6 +26,7 @@ impl GrantHandler for ClientCredentials {
                     client_id: &req.client.client.client_id,
                     grant_type: GrantType::ClientCredentials,
                     requested_scopes: requested.as_deref(),
+                    user_groups: None,
                 },
             )?;
             let lifetime = decision.rule.access_token_lifetime_minutes as i64 * 60;
@@ -36,6 +37,8 @@ impl GrantHandler for ClientCredentials {
                 expires_in: minted.expires_in,
                 access_token: minted.jwt,
                 scope: decision.scopes.join(" "),
+                refresh_token: None,
+                id_token: None,
             })
         })
     }

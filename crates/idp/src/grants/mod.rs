@@ -2,7 +2,10 @@
 //! authenticates the client, then hands the request to the handler registered for its
 //! `grant_type`. A grant is switched off by not registering it.
 
+mod authorization_code;
 mod client_credentials;
+mod refresh_token;
+pub(crate) mod user_tokens;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +17,9 @@ use crate::error::EndpointError;
 use crate::http::form::Params;
 use crate::view::{ClientView, ServerView};
 
+pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
+pub use refresh_token::RefreshToken;
 
 /// A token request after client authentication.
 pub struct GrantRequest<'a> {
@@ -31,6 +36,10 @@ pub struct TokenResponse {
     pub expires_in: i64,
     pub access_token: String,
     pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 pub type GrantFuture<'a> = Pin<Box<dyn Future<Output = Result<TokenResponse, EndpointError>> + Send + 'a>>;
@@ -48,7 +57,11 @@ impl GrantRegistry {
     /// The grants this release supports.
     pub fn standard() -> GrantRegistry {
         GrantRegistry {
-            handlers: vec![Box::new(ClientCredentials)],
+            handlers: vec![
+                Box::new(ClientCredentials),
+                Box::new(AuthorizationCode),
+                Box::new(RefreshToken),
+            ],
         }
     }
 

@@ -1,19 +1,26 @@
 //! HTTP routes of the identity provider, in Okta's URL layout:
-//! `/oauth2/{server}/.well-known/*` and `/oauth2/{server}/v1/*`.
+//! `/oauth2/{server}/.well-known/*` and `/oauth2/{server}/v1/*`, and the hosted
+//! sign-in pages at `/signin`.
 
+mod authorize;
+pub mod browser;
 pub mod client_auth;
 mod discovery;
 pub mod form;
 mod introspect;
+mod logout;
+pub mod pages;
 mod revoke;
+mod signin;
 mod token;
+mod userinfo;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Idp;
@@ -40,25 +47,26 @@ pub fn router(idp: Arc<Idp>) -> Router {
         .route("/oauth2/{server}/v1/revoke", post(revoke::revoke))
         .route(
             "/oauth2/{server}/v1/authorize",
-            get(authorize_unavailable).post(authorize_unavailable),
+            get(authorize::authorize).post(authorize::authorize),
         )
+        .route(
+            "/oauth2/{server}/v1/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(
+            "/oauth2/{server}/v1/logout",
+            get(logout::logout).post(logout::logout),
+        )
+        .route("/signin", get(signin::page).post(signin::submit))
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(idp.clone(), cors))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(idp)
-}
-
-/// Interactive sign-in arrives with users; until then the endpoint says so plainly, shown
-/// to the user rather than redirected (no redirect URI can be verified: RFC 6749 §4.1.2.1).
-async fn authorize_unavailable() -> EndpointError {
-    EndpointError::OAuth(portcullis_core::OAuthError::new(
-        portcullis_core::OAuthErrorCode::InvalidRequest,
-        "Interactive sign-in (response_type=code) is not enabled on this server yet; use client_credentials.",
-    ))
 }
 
 /// One log line per request: method, path (never the query: it may carry secrets),
@@ -75,6 +83,54 @@ async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -
         status = resp.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
     );
+    resp
+}
+
+/// CORS for browser apps (single-page apps calling the token, userinfo, revoke and key
+/// endpoints): an `Origin` is trusted when it is the origin of a registered redirect URI
+/// (Okta's trusted origins). Sign-in pages, `/v1/authorize` and `/v1/logout` are
+/// navigations and get no CORS headers.
+async fn cors(
+    axum::extract::State(idp): axum::extract::State<Arc<Idp>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::{HeaderValue, Method, header};
+    let path = req.uri().path();
+    let api =
+        path.starts_with("/oauth2/") && !path.ends_with("/v1/authorize") && !path.ends_with("/v1/logout");
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| api && idp.view.get().trusted_origins.contains(*o))
+        .map(String::from);
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    }
     resp
 }
 

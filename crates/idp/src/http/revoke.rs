@@ -1,5 +1,5 @@
 //! `POST /oauth2/{server}/v1/revoke` (RFC 7009). The client authenticates; a live access
-//! token issued to it is recorded as revoked (in the database, so every node's
+//! token issued to it is recorded as revoked, a refresh token revokes its whole family, (in the database, so every node's
 //! introspection sees it) until it would have expired. "Invalid tokens do not cause an
 //! error response" (§2.2): the answer is 200 either way.
 
@@ -40,6 +40,21 @@ pub async fn revoke(
             claims.get("exp").and_then(Value::as_i64),
         ) {
             idp.store.revoke_token(&idp.org_id, jti, exp).await?;
+        }
+    } else if !token.contains('.') && token.len() <= 128 {
+        // A refresh token: §2.1 "If the token passed to the request is a refresh token
+        // ... the authorization server SHOULD also invalidate all access tokens based on
+        // the same authorization grant" — the whole family goes.
+        let hash = portcullis_jose::token_hash(token);
+        if let Some(rt) = idp.store.refresh_token(&idp.org_id, &hash).await? {
+            if rt.client_id != client.client.client_id {
+                return Err(
+                    OAuthError::unauthorized_client("The token was not issued to this client.").into(),
+                );
+            }
+            idp.store
+                .revoke_family(&idp.org_id, &rt.family_id, crate::clock::now())
+                .await?;
         }
     }
     let mut r = StatusCode::OK.into_response();

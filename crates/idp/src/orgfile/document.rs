@@ -1,7 +1,7 @@
 //! The org file's top level, YAML parsing, and errors that name the file, line and field.
 
 pub use portcullis_core::yaml::{FileError, key_position, yaml_error};
-use portcullis_core::{AuthorizationServer, Client};
+use portcullis_core::{AuthorizationServer, Client, GroupSpec, SignInSettings, UserSpec};
 use serde::{Deserialize, Serialize};
 
 /// An org file.
@@ -15,6 +15,14 @@ pub struct OrgDocument {
     pub authorization_servers: Vec<AuthorizationServer>,
     #[serde(default)]
     pub clients: Vec<Client>,
+    /// Password policy, lockout, sign-in rate limits, session length, branding; the
+    /// defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInSettings>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSpec>,
 }
 
 /// Largest org file accepted.

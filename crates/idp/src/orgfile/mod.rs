@@ -1,5 +1,5 @@
 //! Declarative org files: the org's authorization servers (scopes, claims, policies,
-//! rules) and clients written as YAML and applied like infrastructure as code.
+//! rules), clients, groups, users and sign-in settings written as YAML and applied like infrastructure as code.
 //!
 //! `parse` reads and validates a file, reporting every problem at once with its line;
 //! `plan` compares it with the store and yields a diff; `apply` makes the store match;
@@ -15,7 +15,9 @@ pub use document::{FileError, OrgDocument, key_position, parse, yaml_error};
 
 use std::collections::{BTreeSet, HashMap};
 
-use portcullis_core::{AuthMethod, AuthorizationServer, Client};
+use portcullis_core::{
+    AuthMethod, AuthorizationServer, Client, GroupSpec, SignInSettings, UserSpec, UserStatus,
+};
 use portcullis_jose::{MasterKey, SecretHasher};
 use portcullis_store::{SecretUpdate, Store, StoreError};
 
@@ -79,6 +81,12 @@ pub struct Plan {
     clients: Vec<(Client, SecretUpdate, Option<String>)>,
     delete_servers: Vec<String>,
     delete_clients: Vec<String>,
+    sign_in: Option<SignInSettings>,
+    groups: Vec<GroupSpec>,
+    /// Users to create or update: the spec, the existing id, and a password to set.
+    users: Vec<(UserSpec, Option<String>, Option<String>)>,
+    delete_groups: Vec<String>,
+    delete_users: Vec<String>,
 }
 
 impl Plan {
@@ -130,7 +138,9 @@ pub async fn plan(
         .iter()
         .map(|c| c.client.client_id.clone())
         .collect();
-    validate::references(doc, &known).map_err(ApplyError::Invalid)?;
+    let current_groups = store.list_groups(org_id).await?;
+    let known_groups: BTreeSet<String> = current_groups.iter().map(|g| g.name.clone()).collect();
+    validate::references(doc, &known, &known_groups).map_err(ApplyError::Invalid)?;
 
     let mut plan = Plan::default();
     let mut errors = Vec::new();
@@ -215,10 +225,133 @@ pub async fn plan(
         });
         plan.clients.push((c.clone(), secret, generated));
     }
+    let current_sign_in = store.sign_in_settings(org_id).await?;
+    let wanted_sign_in = doc.sign_in.clone().unwrap_or_default();
+    if wanted_sign_in != current_sign_in {
+        plan.changes.push(Change {
+            kind: ChangeKind::Update,
+            resource: "signIn",
+            id: "settings".into(),
+            details: diff::fields(&current_sign_in, &wanted_sign_in),
+        });
+        plan.sign_in = Some(wanted_sign_in.clone());
+    }
+    for g in &doc.groups {
+        match current_groups.iter().find(|c| c.name == g.name) {
+            Some(c) if c == g => continue,
+            Some(c) => plan.changes.push(Change {
+                kind: ChangeKind::Update,
+                resource: "group",
+                id: g.name.clone(),
+                details: diff::fields(c, g),
+            }),
+            None => plan.changes.push(Change {
+                kind: ChangeKind::Create,
+                resource: "group",
+                id: g.name.clone(),
+                details: vec![],
+            }),
+        }
+        plan.groups.push(g.clone());
+    }
+    let current_users = store.list_users(org_id).await?;
+    for (i, u) in doc.users.iter().enumerate() {
+        let old = current_users
+            .iter()
+            .find(|c| c.login.eq_ignore_ascii_case(&u.login));
+        let has_password = match old {
+            Some(o) => store
+                .user_by_id(org_id, &o.id)
+                .await?
+                .is_some_and(|c| c.password_hash.is_some()),
+            None => false,
+        };
+        let password = match &u.password_env {
+            Some(var) if !has_password => {
+                match secrets.get(var) {
+                    None => {
+                        errors.push(FileError::at_path(
+                        format!("users[{i}].passwordEnv"),
+                        format!("the environment variable {var} is not set; export it with the user's password"),
+                    ));
+                        continue;
+                    }
+                    Some(p) => match crate::people::password::check_policy(&p, &u.login, &wanted_sign_in) {
+                        Ok(()) => Some(p),
+                        Err(why) => {
+                            errors.push(FileError::at_path(
+                                format!("users[{i}].passwordEnv"),
+                                format!("{var}: {why}"),
+                            ));
+                            continue;
+                        }
+                    },
+                }
+            }
+            _ => None,
+        };
+        let mut details = Vec::new();
+        if let Some(o) = old {
+            let mut groups = u.groups.clone();
+            groups.sort();
+            groups.dedup();
+            if o.profile != u.profile {
+                details.push("profile: changed".to_string());
+            }
+            if o.groups != groups {
+                details.push(format!("groups: {:?} -> {:?}", o.groups, groups));
+            }
+            let status_matches = o.status == u.status
+                || (u.status == UserStatus::Active
+                    && matches!(o.status, UserStatus::LockedOut | UserStatus::Provisioned));
+            if !status_matches {
+                details.push(format!("status: {} -> {}", o.status.as_str(), u.status.as_str()));
+            }
+        }
+        if password.is_some() {
+            details.push("password: set".into());
+        }
+        let kind = match old {
+            None => ChangeKind::Create,
+            Some(_) if !details.is_empty() => ChangeKind::Update,
+            Some(_) => continue,
+        };
+        plan.changes.push(Change {
+            kind,
+            resource: "user",
+            id: u.login.clone(),
+            details,
+        });
+        plan.users.push((u.clone(), old.map(|o| o.id.clone()), password));
+    }
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
     }
     if prune {
+        for u in current_users
+            .iter()
+            .filter(|c| !doc.users.iter().any(|d| d.login.eq_ignore_ascii_case(&c.login)))
+        {
+            plan.changes.push(Change {
+                kind: ChangeKind::Delete,
+                resource: "user",
+                id: u.login.clone(),
+                details: vec![],
+            });
+            plan.delete_users.push(u.id.clone());
+        }
+        for g in current_groups
+            .iter()
+            .filter(|c| !doc.groups.iter().any(|d| d.name == c.name))
+        {
+            plan.changes.push(Change {
+                kind: ChangeKind::Delete,
+                resource: "group",
+                id: g.name.clone(),
+                details: vec![],
+            });
+            plan.delete_groups.push(g.name.clone());
+        }
         for s in current
             .servers
             .iter()
@@ -282,17 +415,102 @@ pub async fn apply(
     for id in &plan.delete_clients {
         store.delete_client(org_id, id).await?;
     }
+    if let Some(si) = &plan.sign_in {
+        store.put_sign_in_settings(org_id, si).await?;
+    }
+    for g in &plan.groups {
+        store.put_group(org_id, g, now).await?;
+    }
+    for (spec, existing, password) in &plan.users {
+        apply_user(store, org_id, spec, existing.as_deref(), password.as_deref(), now).await?;
+    }
+    for id in &plan.delete_users {
+        store.delete_user(org_id, id).await?;
+    }
+    for name in &plan.delete_groups {
+        store.delete_group(org_id, name).await?;
+    }
     keys::ensure_keys(store, master, org_id, now, publish_ahead_secs).await?;
     Ok(applied)
+}
+
+/// Creates or updates one user from the file: profile, groups, password (when given),
+/// and status (a status that ends access revokes the user's sessions and tokens).
+async fn apply_user(
+    store: &Store,
+    org_id: &str,
+    spec: &UserSpec,
+    existing: Option<&str>,
+    password: Option<&str>,
+    now: i64,
+) -> Result<(), ApplyError> {
+    let id = match existing {
+        Some(id) => {
+            store.update_user_profile(org_id, id, &spec.profile, now).await?;
+            id.to_owned()
+        }
+        None => {
+            store
+                .create_user(org_id, &spec.login, UserStatus::Staged, &spec.profile, now)
+                .await?
+        }
+    };
+    if let Some(p) = password {
+        let settings = store.sign_in_settings(org_id).await?;
+        let p = p.to_owned();
+        let hash = tokio::task::spawn_blocking(move || crate::people::password::hash(&p))
+            .await
+            .map_err(|_| StoreError::Corrupt("password hashing was interrupted".into()))?;
+        store
+            .set_password(org_id, &id, &hash, settings.password_history, now)
+            .await?;
+    }
+    store.set_user_groups(org_id, &id, &spec.groups).await?;
+    let creds = store
+        .user_by_id(org_id, &id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {}", spec.login)))?;
+    let wanted = match spec.status {
+        UserStatus::Active if creds.password_hash.is_none() => UserStatus::Provisioned,
+        s => s,
+    };
+    let keep = creds.user.status == wanted
+        || (wanted == UserStatus::Active && creds.user.status == UserStatus::LockedOut);
+    if !keep {
+        store.set_user_status(org_id, &id, wanted, now).await?;
+        if matches!(wanted, UserStatus::Suspended | UserStatus::Deprovisioned) {
+            store.revoke_user_grants(org_id, &id, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The org's content as an org file.
 pub async fn export(store: &Store, org_id: &str) -> Result<String, ApplyError> {
     let content = store.load_org(org_id).await?;
+    let sign_in = store.sign_in_settings(org_id).await?;
+    let users = store
+        .list_users(org_id)
+        .await?
+        .into_iter()
+        .map(|u| UserSpec {
+            login: u.login,
+            status: match u.status {
+                UserStatus::LockedOut | UserStatus::Provisioned => UserStatus::Active,
+                s => s,
+            },
+            profile: u.profile,
+            groups: u.groups,
+            password_env: None,
+        })
+        .collect();
     let doc = OrgDocument {
         version: Some(1),
         authorization_servers: content.servers,
         clients: content.clients.into_iter().map(|c| c.client).collect(),
+        sign_in: (sign_in != SignInSettings::default()).then_some(sign_in),
+        groups: store.list_groups(org_id).await?,
+        users,
     };
     Ok(document::to_yaml(&doc))
 }

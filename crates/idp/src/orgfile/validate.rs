@@ -203,12 +203,151 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
         if public && c.secret_env.is_some() {
             err(format!("{at}.secretEnv"), "public clients have no secret".into());
         }
+        for (field, uris) in [
+            ("redirectUris", &c.redirect_uris),
+            ("postLogoutRedirectUris", &c.post_logout_redirect_uris),
+        ] {
+            for u in uris {
+                if let Some(why) = redirect_uri_problem(u) {
+                    err(format!("{at}.{field}"), format!("'{u}': {why}"));
+                }
+            }
+        }
+        if c.grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
+            err(
+                format!("{at}.redirectUris"),
+                "the authorization_code grant needs at least one redirect URI".into(),
+            );
+        }
+    }
+    for d in dupes(doc.groups.iter().map(|g| g.name.as_str())) {
+        err("groups".into(), format!("the group '{d}' is defined twice"));
+    }
+    for (i, g) in doc.groups.iter().enumerate() {
+        if g.name.trim().is_empty() || g.name.len() > 255 {
+            err(
+                format!("groups[{i}].name"),
+                "give a name of 1-255 characters".into(),
+            );
+        }
+    }
+    let logins: Vec<String> = doc.users.iter().map(|u| u.login.to_lowercase()).collect();
+    for d in dupes(logins.iter().map(String::as_str)) {
+        err(
+            "users".into(),
+            format!("the login '{d}' is used twice (logins ignore case)"),
+        );
+    }
+    for (i, u) in doc.users.iter().enumerate() {
+        let at = format!("users[{i}]");
+        if u.login.is_empty() || u.login.len() > MAX_LOGIN_LEN || u.login.chars().any(char::is_whitespace) {
+            err(
+                format!("{at}.login"),
+                format!("use 1-{MAX_LOGIN_LEN} characters without spaces"),
+            );
+        }
+        if matches!(u.status, UserStatus::LockedOut | UserStatus::Provisioned) {
+            err(
+                format!("{at}.status"),
+                "a file can set STAGED, ACTIVE, SUSPENDED or DEPROVISIONED".into(),
+            );
+        }
+    }
+    if let Some(si) = &doc.sign_in {
+        if si.password_min_length < 8 || si.password_min_length > 256 {
+            err(
+                "signIn.passwordMinLength".into(),
+                "use 8 to 256 (NIST 800-63B: at least 8)".into(),
+            );
+        }
+        if si.max_failed_attempts == 0 || si.lockout_minutes == 0 {
+            err(
+                "signIn.maxFailedAttempts".into(),
+                "lockout needs at least 1 attempt and 1 minute".into(),
+            );
+        }
+        for (f, c) in [
+            ("primaryColor", &si.branding.primary_color),
+            ("backgroundColor", &si.branding.background_color),
+        ] {
+            if !is_hex_color(c) {
+                err(
+                    format!("signIn.branding.{f}"),
+                    format!("'{c}' is not a #rrggbb colour"),
+                );
+            }
+        }
+        if let Some(l) = &si.branding.logo_url
+            && !l.starts_with("https://")
+            && !l.starts_with('/')
+        {
+            err("signIn.branding.logoUrl".into(), "use an https:// URL".into());
+        }
+    }
+    for (i, s) in doc.authorization_servers.iter().enumerate() {
+        for (j, p) in s.policies.iter().enumerate() {
+            for (k, r) in p.rules.iter().enumerate() {
+                let rat = format!("authorizationServers[{i}].policies[{j}].rules[{k}]");
+                if r.refresh_token_grace_seconds > MAX_REFRESH_GRACE_SECONDS {
+                    err(
+                        format!("{rat}.refreshTokenGraceSeconds"),
+                        format!("use 0 to {MAX_REFRESH_GRACE_SECONDS} seconds"),
+                    );
+                }
+                if r.refresh_token_window_minutes == 0 {
+                    err(
+                        format!("{rat}.refreshTokenWindowMinutes"),
+                        "use at least 1 minute".into(),
+                    );
+                }
+            }
+        }
     }
     e
 }
 
+/// RFC 6749 §3.1.2: an absolute URI without a fragment; `http` only for loopback
+/// (RFC 8252 §7.3) and private-use schemes for native apps (§7.1).
+fn redirect_uri_problem(u: &str) -> Option<&'static str> {
+    let (scheme, rest) = u.split_once(':')?;
+    if u.contains('#') {
+        return Some("a redirect URI must not have a fragment");
+    }
+    if u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("not a valid URI");
+    }
+    match scheme {
+        "https" if rest.starts_with("//") && rest.len() > 2 => None,
+        "http" => {
+            let host = rest
+                .trim_start_matches("//")
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                None
+            } else {
+                Some("http is allowed only for loopback addresses; use https")
+            }
+        }
+        s if s.contains('.')
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+'
+            }) =>
+        {
+            None
+        }
+        _ => Some("use https://, http://localhost or a private-use scheme like com.example.app:/cb"),
+    }
+}
+
 /// Checks that need the store too: policies may name clients declared elsewhere.
-pub(crate) fn references(doc: &OrgDocument, known_clients: &BTreeSet<String>) -> Result<(), Vec<FileError>> {
+pub(crate) fn references(
+    doc: &OrgDocument,
+    known_clients: &BTreeSet<String>,
+    known_groups: &BTreeSet<String>,
+) -> Result<(), Vec<FileError>> {
     let mut e = Vec::new();
     for (i, s) in doc.authorization_servers.iter().enumerate() {
         for (j, p) in s.policies.iter().enumerate() {
@@ -224,6 +363,34 @@ pub(crate) fn references(doc: &OrgDocument, known_clients: &BTreeSet<String>) ->
             }
         }
     }
+    let groups: BTreeSet<&str> = doc
+        .groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .chain(known_groups.iter().map(String::as_str))
+        .collect();
+    for (i, u) in doc.users.iter().enumerate() {
+        for g in u.groups.iter().filter(|g| !groups.contains(g.as_str())) {
+            e.push(FileError::at_path(
+                format!("users[{i}].groups"),
+                format!("no group '{g}' in this file or in the org"),
+            ));
+        }
+    }
+    for (i, s) in doc.authorization_servers.iter().enumerate() {
+        for (j, p) in s.policies.iter().enumerate() {
+            for (k, r) in p.rules.iter().enumerate() {
+                if let PeopleSelector::Groups { groups: wanted } = &r.people {
+                    for g in wanted.iter().filter(|g| !groups.contains(g.as_str())) {
+                        e.push(FileError::at_path(
+                            format!("authorizationServers[{i}].policies[{j}].rules[{k}].people"),
+                            format!("no group '{g}' in this file or in the org"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
     if e.is_empty() { Ok(()) } else { Err(e) }
 }
 
@@ -233,6 +400,10 @@ struct DocSpans {
     servers: Vec<Spanned<ServerSpans>>,
     #[serde(default)]
     clients: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    users: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    groups: Vec<Spanned<IgnoredAny>>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +441,8 @@ pub(crate) fn locate(source: &str, errors: &mut [FileError]) {
         let segs = segments(&e.path);
         let line = match segs.as_slice() {
             [("clients", Some(i)), ..] => spans.clients.get(*i).map(|s| s.referenced.line()),
+            [("users", Some(i)), ..] => spans.users.get(*i).map(|s| s.referenced.line()),
+            [("groups", Some(i)), ..] => spans.groups.get(*i).map(|s| s.referenced.line()),
             [("authorizationServers", Some(i)), rest @ ..] => spans.servers.get(*i).map(|s| {
                 let server_line = s.referenced.line();
                 let nested = match rest {

@@ -48,8 +48,28 @@ async fn discovery_documents(db: Db) {
         .unwrap();
     assert_eq!(
         d["scopes_supported"],
-        serde_json::json!(["products:read", "products:write", "orders:create", "admin:full"])
+        serde_json::json!([
+            "openid",
+            "profile",
+            "email",
+            "address",
+            "phone",
+            "offline_access",
+            "products:read",
+            "products:write",
+            "orders:create",
+            "admin:full"
+        ])
     );
+    for (field, url) in [
+        ("authorization_endpoint", "/v1/authorize"),
+        ("userinfo_endpoint", "/v1/userinfo"),
+        ("end_session_endpoint", "/v1/logout"),
+    ] {
+        assert_eq!(d[field], format!("{}{url}", s.issuer("default")));
+    }
+    assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         d["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])

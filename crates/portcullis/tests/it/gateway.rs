@@ -77,7 +77,7 @@ async fn policy_table(db: Db) {
     let env = Env::new(db).await;
     let secrets = env.apply_generated(DEMO_ORG).await;
     let s = env.start().await;
-    let backend = runtime::start_demo_backend().await.unwrap();
+    let backend = runtime::start_demo_backend(None).await.unwrap();
     let yaml = demo::gateway_file("127.0.0.1:0".parse().unwrap(), &s.issuer("default"), backend.addr);
     let gw = gateway(&yaml).await;
     let g = gw.url();

@@ -16,6 +16,7 @@ use portcullis_jose::{MasterKey, SecretHasher};
 use sqlx::Connection;
 
 pub const ORG: &str = include_str!("org.yaml");
+pub const PEOPLE: &str = include_str!("people.yaml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -53,6 +54,13 @@ pub fn secrets() -> HashMap<String, String> {
         ("SVC_INACTIVE_SECRET", "inactive-secret-0123456789abcdef"),
         ("WEB_APP_SECRET", "webapp-secret-0123456789abcdef"),
         ("SVC_SPECIAL_SECRET", "sp+ec%20ial&se:cret/0123456789="),
+        ("ALICE_PASSWORD", "correct-horse-staple-7"),
+        ("BOB_PASSWORD", "battery-staple-river-42"),
+        ("CAROL_PASSWORD", "tangerine-orbit-cello-9"),
+        ("MALLORY_PASSWORD", "quartz-lantern-meadow-3"),
+        ("DEMO_ALICE_PASSWORD", "demo-password-first-0"),
+        ("DEMO_BOB_PASSWORD", "demo-password-second-0"),
+        ("DEMO_OLIVIA_PASSWORD", "demo-password-third-0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

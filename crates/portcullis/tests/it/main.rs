@@ -12,4 +12,5 @@ mod hostile;
 mod introspection;
 mod keys;
 mod orgfile;
+mod people;
 mod token;

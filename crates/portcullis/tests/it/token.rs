@@ -228,10 +228,18 @@ async fn token_errors(db: Db) {
     .await
     .unwrap();
     expect_error(r, 400, "unsupported_grant_type").await;
+    let r = basic(vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", "x"),
+    ])
+    .await
+    .unwrap();
+    expect_error(r, 400, "unsupported_grant_type").await;
+    // A grant the server supports but this (machine) client may not use.
     let r = basic(vec![("grant_type", "authorization_code"), ("code", "x")])
         .await
         .unwrap();
-    expect_error(r, 400, "unsupported_grant_type").await;
+    expect_error(r, 400, "unauthorized_client").await;
     // Missing grant_type.
     let r = basic(vec![("scope", "products:read")]).await.unwrap();
     expect_error(r, 400, "invalid_request").await;

@@ -1,0 +1,122 @@
+//! Issuing the tokens of a user grant (authorization code, refresh): the access token,
+//! the ID token when `openid` was granted, and a refresh token when `offline_access` was
+//! granted to a client and rule that allow the refresh grant. Every access token is
+//! recorded against its token family, so revoking the family revokes it too.
+
+use portcullis_core::{GrantType, Rule, User};
+use portcullis_store::StoredRefresh;
+
+use super::TokenResponse;
+use crate::Idp;
+use crate::error::EndpointError;
+use crate::token::{self, IdTokenFacts, Subject};
+use crate::view::{ClientView, ServerView};
+
+/// Whether and how a refresh token comes with the answer.
+pub(crate) enum RefreshPlan {
+    /// Issue a new one in the family (first issue, or rotation).
+    New {
+        family_expires_at: Option<i64>,
+    },
+    /// Hand back the one presented (a rule that does not rotate).
+    Same(String),
+    None,
+}
+
+/// A signed-in user's grant, ready to be turned into tokens.
+pub(crate) struct UserGrant<'a> {
+    pub server: &'a ServerView,
+    pub client: &'a ClientView,
+    pub rule: &'a Rule,
+    pub user: &'a User,
+    pub scopes: &'a [String],
+    pub family_id: &'a str,
+    pub session_id: &'a str,
+    pub auth_time: i64,
+    pub amr: &'a [String],
+    pub nonce: Option<&'a str>,
+}
+
+impl UserGrant<'_> {
+    /// Whether this grant may carry a refresh token at all.
+    pub fn allows_refresh(&self) -> bool {
+        self.scopes.iter().any(|s| s == "offline_access")
+            && self.client.client.grant_types.contains(&GrantType::RefreshToken)
+            && self.rule.grant_types.contains(&GrantType::RefreshToken)
+    }
+}
+
+pub(crate) async fn issue(
+    idp: &Idp,
+    g: &UserGrant<'_>,
+    refresh: RefreshPlan,
+    now: i64,
+) -> Result<TokenResponse, EndpointError> {
+    let user_value = g.user.expression_value();
+    let subject = Subject::User {
+        user: g.user,
+        value: &user_value,
+        auth_time: g.auth_time,
+    };
+    let lifetime = g.rule.access_token_lifetime_minutes as i64 * 60;
+    let access = token::mint_access_token(g.server, g.client, &subject, g.scopes, lifetime, now)?;
+    idp.store
+        .record_grant_access_token(&idp.org_id, g.family_id, &access.jti, now + lifetime)
+        .await?;
+    let id_token = if g.scopes.iter().any(|s| s == "openid") {
+        Some(token::mint_id_token(
+            g.server,
+            g.client,
+            &IdTokenFacts {
+                user: g.user,
+                user_value: &user_value,
+                auth_time: g.auth_time,
+                amr: g.amr,
+                nonce: g.nonce,
+                session_id: g.session_id,
+                access_token: Some(&access.jwt),
+            },
+            g.scopes,
+            now,
+        )?)
+    } else {
+        None
+    };
+    let refresh_token = match refresh {
+        RefreshPlan::None => None,
+        RefreshPlan::Same(t) => Some(t),
+        RefreshPlan::New { family_expires_at } => {
+            let t = portcullis_jose::opaque_token();
+            idp.store
+                .put_refresh(
+                    &idp.org_id,
+                    &portcullis_jose::token_hash(&t),
+                    &StoredRefresh {
+                        family_id: g.family_id.to_owned(),
+                        client_id: g.client.client.client_id.clone(),
+                        server_id: g.server.server.id.clone(),
+                        user_id: g.user.id.clone(),
+                        session_id: g.session_id.to_owned(),
+                        scopes: g.scopes.to_vec(),
+                        auth_time: g.auth_time,
+                        amr: g.amr.to_vec(),
+                        issued_at: now,
+                        family_expires_at,
+                        idle_expires_at: now + g.rule.refresh_token_window_minutes as i64 * 60,
+                        used_at: None,
+                        revoked_at: None,
+                    },
+                )
+                .await?;
+            Some(t)
+        }
+    };
+    Ok(TokenResponse {
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        access_token: access.jwt,
+        scope: g.scopes.join(" "),
+        refresh_token,
+        id_token,
+    })
+}
