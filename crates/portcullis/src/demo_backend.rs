@@ -49,12 +49,8 @@ pub fn router(app: Option<Value>) -> Router {
     match app {
         None => api,
         Some(config) => api
-            .route(
-                "/app",
-                get(|| async {
-                    static_file("text/html; charset=utf-8", include_str!("demo-spa/index.html"))
-                }),
-            )
+            .route("/app", get(app_page))
+            .route("/app/", get(app_page))
             .route(
                 "/app/app.js",
                 get(|| async {
@@ -66,6 +62,10 @@ pub fn router(app: Option<Value>) -> Router {
                 get(move || async move { Json(config.clone()) }),
             ),
     }
+}
+
+async fn app_page() -> Response {
+    static_file("text/html; charset=utf-8", include_str!("demo-spa/index.html"))
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {

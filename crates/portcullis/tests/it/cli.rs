@@ -437,3 +437,73 @@ async fn a_wrong_or_missing_master_key_is_refused() {
     );
     assert!(!dir.join("master.key").exists());
 }
+
+/// The whole story in a real browser: `up`'s demo single-page app, served through the
+/// gateway, signs a demo user in with PKCE on the hosted page; its calls through the
+/// gateway get 200 for an allowed row of the policy table and 403 for denied ones.
+/// Headless Chromium driven by playwright-core (scripts/test installs both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_app_signs_in_and_calls_the_gateway_in_a_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is missing at {chromium}: `apt-get install chromium` (scripts/test does), or set CHROMIUM"
+    );
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
+    assert!(
+        clients.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci --prefix tests/clients` (scripts/test does)"
+    );
+    let dir = temp_dir("pc-e2e");
+    let child = start_up(&dir);
+    let demo = wait_for_demo(&dir, None).await;
+    let app = demo["spa_client"]["redirect_uri"].as_str().unwrap().to_string();
+    assert!(app.starts_with(demo["gateway_url"].as_str().unwrap()));
+    let alice = demo["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "alice@example.com")
+        .expect("demo.json lists the demo users")
+        .clone();
+    assert_eq!(alice["groups"], serde_json::json!(["admin"]));
+    let password = alice["password"].as_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(clients.join("spa-e2e.mjs"))
+            .args([&app, "alice@example.com", &password])
+            .env("CHROMIUM", chromium)
+            .env("NODE_NO_WARNINGS", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    stop(child);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert!(r["signin_url"].as_str().unwrap().contains("/signin?flow="), "{r}");
+    assert_eq!(r["signed_in_as"], "alice@example.com", "{r}");
+    assert_eq!(r["list-products"]["status"], 200, "{r}");
+    assert_eq!(
+        r["update-product"]["status"], 200,
+        "alice is in the admin group: {r}"
+    );
+    assert_eq!(
+        r["delete-admin-users"]["status"], 403,
+        "alice is no sysadmin: {r}"
+    );
+    assert!(
+        r["delete-admin-users"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient_scope"),
+        "{r}"
+    );
+    assert_eq!(r["console_errors"], serde_json::json!([]), "{r}");
+}
