@@ -38,6 +38,18 @@ impl UserStatus {
         }
     }
 
+    /// Whether tokens already issued to the user stay usable (refresh, userinfo). A
+    /// lockout only stops password sign-in: locking someone out must not log them out of
+    /// every app (that would let anyone end a user's sessions with ten wrong passwords).
+    pub fn keeps_grants(self) -> bool {
+        matches!(self, UserStatus::Active | UserStatus::LockedOut)
+    }
+
+    /// Whether the user's grants are to be revoked when they are met.
+    pub fn ends_grants(self) -> bool {
+        matches!(self, UserStatus::Suspended | UserStatus::Deprovisioned)
+    }
+
     pub fn parse(s: &str) -> Option<UserStatus> {
         use UserStatus::*;
         [Staged, Provisioned, Active, Suspended, LockedOut, Deprovisioned]

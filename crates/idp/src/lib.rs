@@ -95,6 +95,11 @@ impl Idp {
         let loaded = view::load(&store, &org_id, &settings, &master).await?;
         let hasher = SecretHasher::new(&master);
         let limits = Arc::new(people::SignInLimits::new(&loaded.sign_in));
+        // The stand-in hash unknown logins are checked against, made before the first
+        // sign-in so that it costs that sign-in nothing extra.
+        tokio::task::spawn_blocking(|| {
+            people::password::dummy_hash();
+        });
         Ok(Arc::new(Idp {
             limits,
             store,

@@ -226,6 +226,8 @@ pub fn add_id_claims(
 }
 
 /// OpenID Connect Core §5.4: the standard claims each scope releases, from the profile.
+/// `email_verified` is true only when the profile says `emailVerified: true`: apps link
+/// accounts by verified email, so an unverified address must never be claimed verified.
 pub fn user_claims(claims: &mut Map<String, Value>, user: &User, scopes: &[String]) {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let p = |k: &str| user.profile_str(k).map(|v| Value::from(v.to_owned()));
@@ -264,7 +266,7 @@ pub fn user_claims(claims: &mut Map<String, Value>, user: &User, scopes: &[Strin
             user.profile
                 .get("emailVerified")
                 .and_then(Value::as_bool)
-                .unwrap_or(true)
+                .unwrap_or(false)
                 .into(),
         );
     }

@@ -176,7 +176,8 @@ async fn load_reusing(
             Arc::new(ServerView {
                 // Our own tokens: no clock-skew leeway on `exp`, and only access tokens.
                 verifier: Verifier::new(issuer.clone(), &set, 0).with_typ("at+jwt"),
-                id_token_verifier: Verifier::new(issuer.clone(), &set, ID_TOKEN_HINT_LEEWAY_SECS),
+                id_token_verifier: Verifier::new(issuer.clone(), &set, ID_TOKEN_HINT_LEEWAY_SECS)
+                    .with_typ("JWT"),
                 jwks_json: serde_json::to_string(&set).unwrap_or_else(|_| "{\"keys\":[]}".into()),
                 signer: active.get(&server.id).cloned(),
                 access_claims,
@@ -392,6 +393,10 @@ pub fn spawn_refresher(idp: Arc<Idp>) -> tokio::task::JoinHandle<()> {
                 if let Err(e) = idp.store.delete_expired_keys(&idp.org_id, now).await {
                     tracing::warn!(error = %e, "could not delete expired keys");
                 }
+                if let Err(e) = idp.store.purge_people(now, REVOCATION_PURGE_MARGIN_SECS).await {
+                    tracing::warn!(error = %e, "could not purge expired codes, flows, sessions and tokens");
+                }
+                idp.limits.shrink();
             }
             let current = idp.view.get();
             let stale = match idp.store.config_version(&idp.org_id).await {

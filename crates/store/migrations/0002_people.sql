@@ -100,7 +100,10 @@ CREATE TABLE login_flows (
     csrf TEXT NOT NULL,
     server_id TEXT NOT NULL,
     params TEXT NOT NULL,
-    user_id TEXT,
+    -- the user signed in with a password during this flow (prompt=login, max_age), and
+    -- allowed the request's scopes on its consent page (prompt=consent asks anew)
+    signed_in BIGINT NOT NULL DEFAULT 0,
+    consented BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (org_id, id)
@@ -170,3 +173,12 @@ CREATE TABLE grant_access_tokens (
 );
 CREATE INDEX grant_access_tokens_family ON grant_access_tokens (org_id, family_id);
 CREATE INDEX grant_access_tokens_expiry ON grant_access_tokens (expires_at);
+
+-- Families revoked (code replay, refresh reuse, deactivation...): no token is issued into
+-- one afterwards, even by a request that was already being served when it was revoked.
+CREATE TABLE revoked_families (
+    org_id TEXT NOT NULL,
+    family_id TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, family_id)
+);

@@ -53,7 +53,10 @@ pub struct StoredFlow {
     pub csrf: String,
     pub server_id: String,
     pub params: Value,
-    pub user_id: Option<String>,
+    /// The user signed in with their password during this flow.
+    pub signed_in: bool,
+    /// The user allowed the request's scopes during this flow.
+    pub consented: bool,
     pub expires_at: i64,
 }
 
@@ -81,6 +84,16 @@ pub enum CodeRedemption {
     /// The code was already redeemed: the caller revokes what it issued.
     Replayed(StoredCode),
     Unknown,
+}
+
+/// What [`Store::record_grant`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantRecord {
+    Recorded,
+    /// The refresh token to retire was retired (or revoked) meanwhile: nothing written.
+    TokenRetired,
+    /// The family was revoked meanwhile: nothing written.
+    FamilyRevoked,
 }
 
 /// A refresh token's record.
@@ -196,7 +209,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_user(&self, org_id: &str, user_id: &str) -> Result<(), StoreError> {
+    /// Deletes a user, revoking everything they hold first (their access tokens stay
+    /// revoked until they expire).
+    pub async fn delete_user(&self, org_id: &str, user_id: &str, now: i64) -> Result<(), StoreError> {
+        self.revoke_user_grants(org_id, user_id, now).await?;
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM refresh_tokens WHERE org_id = $1 AND user_id = $2",
@@ -231,26 +247,40 @@ impl Store {
     }
 
     async fn credentials_of_row(&self, org_id: &str, r: &AnyRow) -> Result<UserCredentials, StoreError> {
-        let id: String = r.try_get("id")?;
-        let status: String = r.try_get("status")?;
-        Ok(UserCredentials {
-            user: User {
-                groups: self.groups_of(org_id, &id).await?,
-                login: r.try_get("login")?,
-                status: UserStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
-                profile: from_json(&r.try_get::<String, _>("profile")?, "user profile")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                id,
-            },
-            password_hash: r.try_get("password_hash")?,
-            failed_attempts: r.try_get("failed_attempts")?,
-            locked_until: r.try_get("locked_until")?,
-        })
+        let mut c = credentials_without_groups(r)?;
+        c.user.groups = self.groups_of(org_id, &c.user.id).await?;
+        Ok(c)
     }
 
-    /// A user and their credentials by login (case-insensitive).
+    /// A user's group names, sorted.
+    pub async fn user_groups(&self, org_id: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+        self.groups_of(org_id, user_id).await
+    }
+}
+
+fn credentials_without_groups(r: &AnyRow) -> Result<UserCredentials, StoreError> {
+    let id: String = r.try_get("id")?;
+    let status: String = r.try_get("status")?;
+    Ok(UserCredentials {
+        user: User {
+            groups: Vec::new(),
+            login: r.try_get("login")?,
+            status: UserStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
+            profile: from_json(&r.try_get::<String, _>("profile")?, "user profile")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            id,
+        },
+        password_hash: r.try_get("password_hash")?,
+        failed_attempts: r.try_get("failed_attempts")?,
+        locked_until: r.try_get("locked_until")?,
+    })
+}
+
+impl Store {
+    /// A user and their credentials by login (case-insensitive), without their groups:
+    /// the password check reads no more for a known login than for an unknown one.
     pub async fn user_by_login(
         &self,
         org_id: &str,
@@ -264,7 +294,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => Ok(Some(self.credentials_of_row(org_id, &r).await?)),
+            Some(r) => Ok(Some(credentials_without_groups(&r)?)),
             None => Ok(None),
         }
     }
@@ -328,20 +358,23 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let old: Vec<i64> = sqlx::query_scalar(
-            "SELECT created_at FROM password_history WHERE org_id = $1 AND user_id = $2 ORDER BY created_at DESC",
+        // Keep the newest `keep` entries (ties in time keep the one just added).
+        let newest_first: Vec<String> = sqlx::query_scalar(
+            "SELECT password_hash FROM password_history WHERE org_id = $1 AND user_id = $2 ORDER BY created_at DESC",
         )
         .bind(org_id)
         .bind(user_id)
         .fetch_all(&mut *tx)
         .await?;
-        if let Some(cut) = old.get(keep.max(1) as usize) {
+        let mut kept = vec![hash.to_owned()];
+        kept.extend(newest_first.into_iter().filter(|h| h != hash));
+        for old in kept.iter().skip(keep.max(1) as usize) {
             sqlx::query(
-                "DELETE FROM password_history WHERE org_id = $1 AND user_id = $2 AND created_at <= $3",
+                "DELETE FROM password_history WHERE org_id = $1 AND user_id = $2 AND password_hash = $3",
             )
             .bind(org_id)
             .bind(user_id)
-            .bind(*cut)
+            .bind(old)
             .execute(&mut *tx)
             .await?;
         }
@@ -716,8 +749,8 @@ impl Store {
 
     pub async fn create_flow(&self, org_id: &str, f: &StoredFlow, now: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO login_flows (org_id, id, bind_hash, csrf, server_id, params, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO login_flows (org_id, id, bind_hash, csrf, server_id, params, signed_in, consented, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(org_id)
         .bind(&f.id)
@@ -725,7 +758,8 @@ impl Store {
         .bind(&f.csrf)
         .bind(&f.server_id)
         .bind(f.params.to_string())
-        .bind(f.user_id.clone())
+        .bind(f.signed_in as i64)
+        .bind(f.consented as i64)
         .bind(now)
         .bind(f.expires_at)
         .execute(&self.pool)
@@ -735,7 +769,7 @@ impl Store {
 
     pub async fn flow(&self, org_id: &str, id: &str, now: i64) -> Result<Option<StoredFlow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, bind_hash, csrf, server_id, params, user_id, expires_at FROM login_flows \
+            "SELECT id, bind_hash, csrf, server_id, params, signed_in, consented, expires_at FROM login_flows \
              WHERE org_id = $1 AND id = $2 AND expires_at > $3",
         )
         .bind(org_id)
@@ -750,18 +784,27 @@ impl Store {
                 csrf: r.try_get("csrf")?,
                 server_id: r.try_get("server_id")?,
                 params: from_json(&r.try_get::<String, _>("params")?, "flow params")?,
-                user_id: r.try_get("user_id")?,
+                signed_in: r.try_get::<i64, _>("signed_in")? != 0,
+                consented: r.try_get::<i64, _>("consented")? != 0,
                 expires_at: r.try_get("expires_at")?,
             })
         })
         .transpose()
     }
 
-    pub async fn set_flow_user(&self, org_id: &str, id: &str, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE login_flows SET user_id = $3 WHERE org_id = $1 AND id = $2")
+    pub async fn set_flow_consented(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE login_flows SET consented = 1 WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(id)
-            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_flow_signed_in(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE login_flows SET signed_in = 1 WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -902,35 +945,6 @@ impl Store {
 
     // ---- refresh tokens and token families --------------------------------------------
 
-    pub async fn put_refresh(
-        &self,
-        org_id: &str,
-        token_hash: &str,
-        t: &StoredRefresh,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (org_id, token_hash, family_id, client_id, server_id, user_id, session_id, \
-             scopes, auth_time, amr, issued_at, family_expires_at, idle_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(org_id)
-        .bind(token_hash)
-        .bind(&t.family_id)
-        .bind(&t.client_id)
-        .bind(&t.server_id)
-        .bind(&t.user_id)
-        .bind(&t.session_id)
-        .bind(json(&t.scopes))
-        .bind(t.auth_time)
-        .bind(json(&t.amr))
-        .bind(t.issued_at)
-        .bind(t.family_expires_at)
-        .bind(t.idle_expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn refresh_token(
         &self,
         org_id: &str,
@@ -965,26 +979,6 @@ impl Store {
         .transpose()
     }
 
-    /// Retires a refresh token on rotation; true for the one caller that retired it.
-    pub async fn mark_refresh_used(
-        &self,
-        org_id: &str,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $3 WHERE org_id = $1 AND token_hash = $2 AND used_at IS NULL \
-             AND revoked_at IS NULL",
-        )
-        .bind(org_id)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
-    }
-
     /// Slides a non-rotating refresh token's idle window.
     pub async fn touch_refresh(
         &self,
@@ -1001,30 +995,101 @@ impl Store {
         Ok(())
     }
 
-    /// Remembers an access token issued in a family, so that revoking the family revokes it.
-    pub async fn record_grant_access_token(
+    /// Records what one user grant issued, in one transaction: the access token (so that
+    /// revoking the family revokes it), the new refresh token if any, and — on rotation —
+    /// the retirement of the refresh token presented. Writes nothing when that token was
+    /// retired meanwhile (a concurrent refresh won) or the family was revoked.
+    pub async fn record_grant(
         &self,
         org_id: &str,
         family_id: &str,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
+        access: (&str, i64),
+        new_refresh: Option<(&str, &StoredRefresh)>,
+        retire: Option<&str>,
+        now: i64,
+    ) -> Result<GrantRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(old) = retire {
+            let won = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $3 WHERE org_id = $1 AND token_hash = $2 AND used_at IS NULL \
+                 AND revoked_at IS NULL",
+            )
+            .bind(org_id)
+            .bind(old)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                tx.rollback().await?;
+                return Ok(GrantRecord::TokenRetired);
+            }
+        }
+        if let Some((hash, t)) = new_refresh {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (org_id, token_hash, family_id, client_id, server_id, user_id, session_id, \
+                 scopes, auth_time, amr, issued_at, family_expires_at, idle_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(org_id)
+            .bind(hash)
+            .bind(&t.family_id)
+            .bind(&t.client_id)
+            .bind(&t.server_id)
+            .bind(&t.user_id)
+            .bind(&t.session_id)
+            .bind(json(&t.scopes))
+            .bind(t.auth_time)
+            .bind(json(&t.amr))
+            .bind(t.issued_at)
+            .bind(t.family_expires_at)
+            .bind(t.idle_expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO grant_access_tokens (org_id, family_id, jti, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(org_id)
         .bind(family_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.pool)
+        .bind(access.0)
+        .bind(access.1)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        // Last, right before the commit: a revocation committed since this grant began is
+        // seen here (`revoke_family` marks the family before it sweeps its tokens).
+        let revoked = sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM revoked_families WHERE org_id = $1 AND family_id = $2",
+        )
+        .bind(org_id)
+        .bind(family_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if revoked {
+            tx.rollback().await?;
+            return Ok(GrantRecord::FamilyRevoked);
+        }
+        tx.commit().await?;
+        Ok(GrantRecord::Recorded)
     }
 
-    /// Revokes a whole token family: every refresh token in it, and every access token
-    /// issued in it (recorded as revoked, as `/v1/revoke` does). Returns how many
-    /// refresh tokens were still live.
+    /// Revokes a whole token family: every refresh token in it, every access token issued
+    /// in it (recorded as revoked, as `/v1/revoke` does), and its codes not redeemed yet.
+    /// The family is marked first and committed, then swept, so a grant being recorded
+    /// concurrently either sees the mark or is swept. Returns how many refresh tokens
+    /// were still live.
     pub async fn revoke_family(&self, org_id: &str, family_id: &str, now: i64) -> Result<u64, StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_families (org_id, family_id, revoked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id, family_id) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $3 WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL",
@@ -1035,6 +1100,14 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query(
+            "UPDATE authorization_codes SET used_at = $3 WHERE org_id = $1 AND family_id = $2 AND used_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(family_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (org_id, jti, expires_at) \
              SELECT org_id, jti, expires_at FROM grant_access_tokens WHERE org_id = $1 AND family_id = $2 \
@@ -1077,6 +1150,9 @@ impl Store {
             "DELETE FROM login_flows WHERE expires_at < $1",
             "DELETE FROM sessions WHERE expires_at < $1",
             "DELETE FROM grant_access_tokens WHERE expires_at < $1",
+            // Retired and revoked tokens are kept until they would have expired anyway, so
+            // that reuse is still recognised; then they go.
+            "DELETE FROM refresh_tokens WHERE idle_expires_at < $1 OR family_expires_at < $1",
         ] {
             sqlx::query(sql).bind(now - margin).execute(&self.pool).await?;
         }

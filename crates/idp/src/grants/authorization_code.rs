@@ -6,10 +6,10 @@
 //! refused too (RFC 9700 §4.8.2: no PKCE downgrade).
 
 use portcullis_core::policy::{PolicyRequest, evaluate};
-use portcullis_core::{GrantType, OAuthError, UserStatus};
+use portcullis_core::{GrantType, OAuthError};
 use portcullis_store::CodeRedemption;
 
-use super::user_tokens::{RefreshPlan, UserGrant, issue};
+use super::user_tokens::{Issued, RefreshPlan, UserGrant, issue};
 use super::{GrantFuture, GrantHandler, GrantRequest};
 use crate::clock;
 
@@ -84,10 +84,12 @@ impl GrantHandler for AuthorizationCode {
             let Some(creds) = idp.store.user_by_id(&idp.org_id, &stored.user_id).await? else {
                 return Err(bad_code().into());
             };
-            if creds.user.status != UserStatus::Active {
-                idp.store
-                    .revoke_family(&idp.org_id, &stored.family_id, now)
-                    .await?;
+            if !creds.user.status.keeps_grants() {
+                if creds.user.status.ends_grants() {
+                    idp.store
+                        .revoke_family(&idp.org_id, &stored.family_id, now)
+                        .await?;
+                }
                 return Err(OAuthError::invalid_grant("The user is not active.").into());
             }
             let decision = evaluate(
@@ -105,6 +107,7 @@ impl GrantHandler for AuthorizationCode {
                 rule: decision.rule,
                 user: &creds.user,
                 scopes: &decision.scopes,
+                refresh_scopes: &decision.scopes,
                 family_id: &stored.family_id,
                 session_id: &stored.session_id,
                 auth_time: stored.auth_time,
@@ -119,7 +122,11 @@ impl GrantHandler for AuthorizationCode {
             } else {
                 RefreshPlan::None
             };
-            issue(idp, &grant, refresh, now).await
+            match issue(idp, &grant, refresh, now).await? {
+                Issued::Tokens(t) => Ok(t),
+                // A replay of this code revoked the family while it was being redeemed.
+                Issued::FamilyRevoked | Issued::TokenRetired => Err(bad_code().into()),
+            }
         })
     }
 }

@@ -11,11 +11,20 @@
 
 use portcullis_core::policy::{PolicyRequest, evaluate};
 use portcullis_core::scope::parse_scope_param;
-use portcullis_core::{GrantType, OAuthError, UserStatus};
+use portcullis_core::{GrantType, OAuthError};
 
-use super::user_tokens::{RefreshPlan, UserGrant, issue};
-use super::{GrantFuture, GrantHandler, GrantRequest};
+use super::user_tokens::{Issued, RefreshPlan, UserGrant, issue};
+use super::{GrantFuture, GrantHandler, GrantRequest, TokenResponse};
 use crate::clock;
+use crate::error::EndpointError;
+
+/// The answer of a grant that could not lose a race (nothing was retired).
+fn finish(i: Issued) -> Result<TokenResponse, EndpointError> {
+    match i {
+        Issued::Tokens(t) => Ok(t),
+        Issued::FamilyRevoked | Issued::TokenRetired => Err(bad_token().into()),
+    }
+}
 
 pub struct RefreshToken;
 
@@ -50,13 +59,16 @@ impl GrantHandler for RefreshToken {
             let Some(creds) = idp.store.user_by_id(&idp.org_id, &stored.user_id).await? else {
                 return Err(bad_token().into());
             };
-            if creds.user.status != UserStatus::Active {
-                idp.store
-                    .revoke_family(&idp.org_id, &stored.family_id, now)
-                    .await?;
+            if !creds.user.status.keeps_grants() {
+                if creds.user.status.ends_grants() {
+                    idp.store
+                        .revoke_family(&idp.org_id, &stored.family_id, now)
+                        .await?;
+                }
                 return Err(OAuthError::invalid_grant("The user is not active.").into());
             }
-            // §6: a narrower scope may be asked for, never a wider one.
+            // §6: a narrower scope may be asked for, never a wider one; the refresh token
+            // keeps the scope it had ("identical to that of the refresh token included").
             let scopes = match req.params.get("scope").map(parse_scope_param).transpose()? {
                 Some(asked) if !asked.is_empty() => {
                     if let Some(extra) = asked.iter().find(|s| !stored.scopes.contains(s)) {
@@ -82,34 +94,40 @@ impl GrantHandler for RefreshToken {
             let grace = rule
                 .refresh_token_grace_seconds
                 .min(portcullis_core::MAX_REFRESH_GRACE_SECONDS) as i64;
-            let plan = if rule.rotate_refresh_tokens {
-                let fresh =
-                    stored.used_at.is_none() && idp.store.mark_refresh_used(&idp.org_id, &hash, now).await?;
-                if !fresh {
-                    // Retired already (before, or by a request racing this one).
-                    let used_at = match stored.used_at {
-                        Some(t) => t,
-                        None => now,
-                    };
-                    let within_grace = grace > 0 && now - used_at <= grace;
-                    if !within_grace {
-                        let n = idp
-                            .store
-                            .revoke_family(&idp.org_id, &stored.family_id, now)
-                            .await?;
-                        tracing::warn!(
-                            client = %stored.client_id,
-                            user = %stored.user_id,
-                            revoked_refresh_tokens = n,
-                            "refresh token reused after rotation; its family is revoked"
-                        );
-                        return Err(bad_token().into());
-                    }
+            let grant = UserGrant {
+                server: req.server,
+                client: req.client,
+                rule,
+                user: &creds.user,
+                scopes: &decision.scopes,
+                refresh_scopes: &stored.scopes,
+                family_id: &stored.family_id,
+                session_id: &stored.session_id,
+                auth_time: stored.auth_time,
+                amr: &stored.amr,
+                nonce: None,
+            };
+            let reuse = || async {
+                let n = idp
+                    .store
+                    .revoke_family(&idp.org_id, &stored.family_id, now)
+                    .await?;
+                tracing::warn!(
+                    client = %stored.client_id,
+                    user = %stored.user_id,
+                    revoked_refresh_tokens = n,
+                    "refresh token reused after rotation; its family is revoked"
+                );
+                Err::<TokenResponse, EndpointError>(bad_token().into())
+            };
+            // Retired before, or by a request racing this one: a sibling within the grace
+            // window, the whole family revoked after it.
+            let within_grace = |used_at: i64| grace > 0 && now - used_at <= grace;
+            let family_expires_at = stored.family_expires_at;
+            if !rule.rotate_refresh_tokens {
+                if stored.used_at.is_some() {
+                    return reuse().await;
                 }
-                RefreshPlan::New {
-                    family_expires_at: stored.family_expires_at,
-                }
-            } else {
                 idp.store
                     .touch_refresh(
                         &idp.org_id,
@@ -117,21 +135,25 @@ impl GrantHandler for RefreshToken {
                         now + rule.refresh_token_window_minutes as i64 * 60,
                     )
                     .await?;
-                RefreshPlan::Same(presented.to_owned())
+                return finish(issue(idp, &grant, RefreshPlan::Same(presented.to_owned()), now).await?);
+            }
+            let plan = match stored.used_at {
+                Some(t) if !within_grace(t) => return reuse().await,
+                Some(_) => RefreshPlan::New { family_expires_at },
+                None => RefreshPlan::Rotate {
+                    family_expires_at,
+                    retire: &hash,
+                },
             };
-            let grant = UserGrant {
-                server: req.server,
-                client: req.client,
-                rule,
-                user: &creds.user,
-                scopes: &decision.scopes,
-                family_id: &stored.family_id,
-                session_id: &stored.session_id,
-                auth_time: stored.auth_time,
-                amr: &stored.amr,
-                nonce: None,
-            };
-            issue(idp, &grant, plan, now).await
+            match issue(idp, &grant, plan, now).await? {
+                Issued::Tokens(t) => Ok(t),
+                Issued::FamilyRevoked => Err(bad_token().into()),
+                // A concurrent refresh retired it a moment ago.
+                Issued::TokenRetired if within_grace(now) => {
+                    finish(issue(idp, &grant, RefreshPlan::New { family_expires_at }, now).await?)
+                }
+                Issued::TokenRetired => reuse().await,
+            }
         })
     }
 }

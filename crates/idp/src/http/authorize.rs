@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::policy::{PolicyRequest, evaluate};
 use portcullis_core::scope::parse_scope_param;
-use portcullis_core::{Consent, GrantType, OAuthError, OAuthErrorCode, User, UserStatus};
+use portcullis_core::{Consent, GrantType, OAuthError, OAuthErrorCode, User};
 use portcullis_store::{StoredCode, StoredFlow, StoredSession};
 use serde::{Deserialize, Serialize};
 
-use super::browser::{self, CookieJar};
+use super::browser::{self, ClientIp, CookieJar};
 use super::form::{self, Params};
 use super::pages;
 use crate::Idp;
@@ -47,9 +47,9 @@ pub struct AuthRequest {
     pub code_challenge: Option<String>,
     pub prompt_none: bool,
     pub prompt_consent: bool,
-    /// A session must have been authenticated at or after this time (`prompt=login`,
-    /// `max_age` exceeded).
-    pub fresh_after: Option<i64>,
+    /// The user must sign in again in this flow (`prompt=login`, `max_age=0`, or a
+    /// session older than `max_age` when the request came).
+    pub login_required: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
 }
@@ -93,7 +93,6 @@ fn validate(
     view: &OrgView,
     server: &ServerView,
     params: &Params,
-    now: i64,
 ) -> Result<(AuthRequest, Arc<ClientView>), Box<Response>> {
     let branding = &view.sign_in.branding;
     let page = |msg: &str| {
@@ -284,7 +283,9 @@ fn validate(
             code_challenge: challenge.map(String::from),
             prompt_none: prompts.contains(&"none"),
             prompt_consent: prompts.contains(&"consent"),
-            fresh_after: prompts.contains(&"login").then_some(now),
+            // OpenID Connect Core §3.1.2.1: "max_age=0 is equivalent to prompt=login"; a
+            // session older than max_age is checked when the request arrives.
+            login_required: prompts.contains(&"login") || max_age == Some(0),
             max_age,
             login_hint,
         },
@@ -302,27 +303,34 @@ pub enum Step {
     Finish(Response),
 }
 
-/// Decides the next step for `req` given the browser's session.
+/// What the user has done in the current sign-in flow, so that `prompt=login`,
+/// `max_age` and `prompt=consent` ask once, not forever.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowState {
+    pub signed_in: bool,
+    pub consented: bool,
+}
+
+/// Decides the next step for `req` given the browser's session and the flow's state.
 pub async fn next_step(
     idp: &Idp,
     server: &ServerView,
     client: &ClientView,
     req: &AuthRequest,
     session: Option<&StoredSession>,
+    flow: FlowState,
     now: i64,
 ) -> Result<Step, EndpointError> {
     let Some(session) = session else {
         return Ok(Step::Password);
     };
-    if req.fresh_after.is_some_and(|t| session.auth_time < t)
-        || req.max_age.is_some_and(|m| now - session.auth_time > m)
-    {
+    if req.login_required && !flow.signed_in {
         return Ok(Step::Password);
     }
     let Some(creds) = idp.store.user_by_id(&idp.org_id, &session.user_id).await? else {
         return Ok(Step::Password);
     };
-    if creds.user.status != UserStatus::Active {
+    if !creds.user.status.keeps_grants() {
         return Ok(Step::Password);
     }
     let user = creds.user;
@@ -355,11 +363,14 @@ pub async fn next_step(
         .filter(|s| s.consent == Consent::Required)
         .cloned()
         .collect();
-    if !needs_consent.is_empty() {
-        let given = idp
-            .store
-            .consented_scopes(&idp.org_id, &user.id, &client.client.client_id, &server.server.id)
-            .await?;
+    if !needs_consent.is_empty() && !flow.consented {
+        let given = if req.prompt_consent {
+            Vec::new()
+        } else {
+            idp.store
+                .consented_scopes(&idp.org_id, &user.id, &client.client.client_id, &server.server.id)
+                .await?
+        };
         let missing: Vec<_> = needs_consent
             .into_iter()
             .filter(|s| !given.contains(&s.name))
@@ -417,6 +428,7 @@ pub fn error_to_client(server: &ServerView, req: &AuthRequest, e: &OAuthError) -
 pub async fn authorize(
     State(idp): State<Arc<Idp>>,
     Path(server_id): Path<String>,
+    ClientIp(ip): ClientIp,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -431,7 +443,7 @@ pub async fn authorize(
     } else {
         Params::parse(uri.query().unwrap_or("").as_bytes())?
     };
-    let (req, client) = match validate(&view, &server, &params, now) {
+    let (req, client) = match validate(&view, &server, &params) {
         Err(answer) => return Ok(*answer),
         Ok(v) => v,
     };
@@ -441,22 +453,7 @@ pub async fn authorize(
     if let (Some(m), Some((_, s))) = (req.max_age, &session)
         && now - s.auth_time > m
     {
-        req.fresh_after = Some(now);
-    }
-    if req.prompt_consent
-        && let Some((_, s)) = &session
-    {
-        // prompt=consent: ask again even if the user consented before.
-        idp.store
-            .put_consent(
-                &idp.org_id,
-                &s.user_id,
-                &req.client_id,
-                &server.server.id,
-                &[],
-                now,
-            )
-            .await?;
+        req.login_required = true;
     }
     let step = next_step(
         &idp,
@@ -464,6 +461,7 @@ pub async fn authorize(
         &client,
         &req,
         session.as_ref().map(|(_, s)| s),
+        FlowState::default(),
         now,
     )
     .await?;
@@ -486,7 +484,10 @@ pub async fn authorize(
     if let Step::Finish(r) = step {
         return Ok(r);
     }
-    // Start a sign-in flow bound to this browser.
+    // Start a sign-in flow bound to this browser (each is a row: bounded per address).
+    if let Err(secs) = idp.limits.check_flow_start(ip) {
+        return Ok(super::signin::too_many(&view, secs));
+    }
     let (bind, set_bind) = match jar.read(&headers, &jar.bind_name()) {
         Some(b) => (b, false),
         None => (portcullis_jose::opaque_token(), true),
@@ -497,7 +498,8 @@ pub async fn authorize(
         csrf: portcullis_jose::opaque_token(),
         server_id: server.server.id.clone(),
         params: serde_json::to_value(&req).map_err(|e| EndpointError::Internal(e.to_string()))?,
-        user_id: None,
+        signed_in: false,
+        consented: false,
         expires_at: now + FLOW_LIFETIME_SECS,
     };
     idp.store.create_flow(&idp.org_id, &flow, now).await?;

@@ -1,7 +1,8 @@
 //! `GET|POST /oauth2/{server}/v1/logout` (OpenID Connect RP-Initiated Logout 1.0): ends
 //! the browser's sign-in session and, when `post_logout_redirect_uri` exactly matches
-//! one registered for the client the `id_token_hint` was issued to, sends the browser
-//! there with `state`; otherwise it shows a signed-out page.
+//! one registered for the client the `id_token_hint` (or `client_id`) names, sends the
+//! browser there with `state`; otherwise it shows a signed-out page. Without a valid
+//! `id_token_hint` the user confirms first, on a form bound to their session.
 
 use std::sync::Arc;
 
@@ -12,11 +13,11 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::authorize::redirect;
-use super::browser::{self, CookieJar};
+use super::browser::CookieJar;
 use super::form::{self, Params};
 use super::{find_server, pages};
+use crate::Idp;
 use crate::error::EndpointError;
-use crate::{Idp, clock};
 
 pub async fn logout(
     State(idp): State<Arc<Idp>>,
@@ -28,7 +29,6 @@ pub async fn logout(
 ) -> Result<Response, EndpointError> {
     let view = idp.view.get();
     let server = find_server(&view, &server)?;
-    let now = clock::now();
     let branding = &view.sign_in.branding;
     let params = if method == Method::POST {
         form::read_form(&headers, body).await?
@@ -56,13 +56,17 @@ pub async fn logout(
         },
         None => None,
     };
+    // RP-Initiated Logout §2: with both, "the OP MUST verify that it matches".
+    let client = match (params.get("client_id").filter(|c| !c.is_empty()), &hinted_client) {
+        (Some(c), Some(h)) if c != h => {
+            return Ok(bad("The client_id does not match the id_token_hint."));
+        }
+        (Some(c), _) => Some(c.to_owned()),
+        (None, h) => h.clone(),
+    };
     let target = match params.get("post_logout_redirect_uri").filter(|u| !u.is_empty()) {
         None => None,
         Some(uri) => {
-            let client = params
-                .get("client_id")
-                .map(String::from)
-                .or(hinted_client.clone());
             let allowed = client
                 .as_deref()
                 .and_then(|c| view.clients.get(c))
@@ -76,8 +80,31 @@ pub async fn logout(
         }
     };
     let jar = CookieJar::for_idp(&idp);
-    if let Some((hash, _)) = browser::session(&idp, &jar, &headers, now).await? {
-        idp.store.delete_session(&idp.org_id, &hash).await?;
+    let raw_session = jar.read(&headers, &jar.session_name());
+    if let Some(raw) = &raw_session {
+        // Without a valid hint anyone could sign the user out with a link (logout CSRF):
+        // the user confirms on a page whose form carries a token tied to the session.
+        let csrf = portcullis_jose::token_hash(&format!("logout|{raw}"));
+        let confirmed = hinted_client.is_some()
+            || (method == Method::POST
+                && params
+                    .get("csrf")
+                    .is_some_and(|c| portcullis_jose::constant_time_eq(c, &csrf)));
+        if !confirmed {
+            let fields: Vec<(&str, &str)> = ["post_logout_redirect_uri", "state", "client_id"]
+                .into_iter()
+                .filter_map(|k| params.get(k).map(|v| (k, v)))
+                .collect();
+            return Ok(pages::render(
+                StatusCode::OK,
+                branding,
+                "logout_confirm.html",
+                minijinja::context! { title => "Sign out", action => uri.path(), csrf, fields },
+            ));
+        }
+        idp.store
+            .delete_session(&idp.org_id, &portcullis_jose::token_hash(raw))
+            .await?;
     }
     let mut r = match target {
         Some(uri) => {

@@ -106,7 +106,13 @@ async fn cors(
         .filter(|o| api && idp.view.get().trusted_origins.contains(*o))
         .map(String::from);
     let Some(origin) = origin else {
-        return next.run(req).await;
+        let mut resp = next.run(req).await;
+        if api {
+            // The answer differs by Origin: caches must not serve one origin's to another.
+            resp.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        return resp;
     };
     let preflight =
         req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);

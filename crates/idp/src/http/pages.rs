@@ -29,6 +29,10 @@ fn env() -> &'static Environment<'static> {
             ),
             ("consent.html", include_str!("templates/consent.html")),
             ("message.html", include_str!("templates/message.html")),
+            (
+                "logout_confirm.html",
+                include_str!("templates/logout_confirm.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the built-in templates parse");

@@ -14,11 +14,11 @@ use portcullis_core::{OAuthError, User};
 use portcullis_store::{StoredFlow, StoredSession};
 use serde::Deserialize;
 
-use super::authorize::{AuthRequest, Step, error_to_client, next_step, redirect};
+use super::authorize::{AuthRequest, FlowState, Step, error_to_client, next_step, redirect};
 use super::browser::{self, ClientIp, CookieJar};
 use super::{form, pages};
 use crate::error::EndpointError;
-use crate::people::signin::{Attempt, SignInError, check_password};
+use crate::people::signin::{Attempt, SignInError, check_password, locked_now, record_failure};
 use crate::people::totp;
 use crate::view::{ClientView, OrgView, ServerView};
 use crate::{Idp, clock};
@@ -89,6 +89,13 @@ async fn load(
         server,
         client,
     }))
+}
+
+fn flow_state(flow: &StoredFlow) -> FlowState {
+    FlowState {
+        signed_in: flow.signed_in,
+        consented: flow.consented,
+    }
 }
 
 fn action(flow: &StoredFlow) -> String {
@@ -196,6 +203,7 @@ pub async fn page(
         &l.client,
         &l.req,
         session.as_ref().map(|(_, s)| s),
+        flow_state(&l.flow),
         now,
     )
     .await?;
@@ -243,27 +251,12 @@ pub async fn submit(
             match check_password(&idp.store, &idp.org_id, &view.sign_in, &idp.limits, attempt, now).await {
                 Ok(user) => {
                     // A new session id at every sign-in (no session fixation); the old one ends.
-                    if let Some((old, _)) = &session {
-                        idp.store.delete_session(&idp.org_id, old).await?;
-                    }
-                    let lifetime = view.sign_in.session_minutes.max(1) as i64 * 60;
-                    let raw = portcullis_jose::opaque_token();
-                    let s = StoredSession {
-                        id: portcullis_core::ids::new_id(portcullis_core::ids::IdKind::Session),
-                        user_id: user.id.clone(),
-                        auth_time: now,
-                        amr: vec!["pwd".into()],
-                        expires_at: now + lifetime,
-                    };
-                    idp.store
-                        .create_session(&idp.org_id, &portcullis_jose::token_hash(&raw), &s, now)
-                        .await?;
-                    idp.store.set_flow_user(&idp.org_id, &l.flow.id, &user.id).await?;
+                    let old = session.as_ref().map(|(h, _)| h.as_str());
+                    let cookie =
+                        new_session(&idp, &view, &jar, old, &user.id, now, vec!["pwd".into()], now).await?;
+                    idp.store.set_flow_signed_in(&idp.org_id, &l.flow.id).await?;
                     let mut r = back;
-                    r.headers_mut().append(
-                        header::SET_COOKIE,
-                        jar.set(&jar.session_name(), &raw, Some(lifetime)),
-                    );
+                    r.headers_mut().append(header::SET_COOKIE, cookie);
                     Ok(r)
                 }
                 Err(SignInError::Failed) => {
@@ -278,6 +271,7 @@ pub async fn submit(
                     .await
                 }
                 Err(SignInError::RateLimited(secs)) => Ok(too_many(&view, secs)),
+                Err(SignInError::Busy) => Ok(busy(&view)),
                 Err(SignInError::Store(e)) => Err(e.into()),
             }
         }
@@ -288,6 +282,9 @@ pub async fn submit(
             let Some(creds) = idp.store.user_by_id(&idp.org_id, &s.user_id).await? else {
                 return Ok(back);
             };
+            if locked_now(&creds, now) {
+                return locked_out(&idp, &view, &jar, &hash).await;
+            }
             if let Err(secs) = idp.limits.check_mfa_attempt(&s.user_id, ip) {
                 return Ok(too_many(&view, secs));
             }
@@ -301,19 +298,33 @@ pub async fn submit(
                             amr.push(m.into());
                         }
                     }
-                    idp.store.set_session_amr(&idp.org_id, &hash, &amr).await?;
-                    if enrolling {
+                    idp.store.record_sign_in(&idp.org_id, &creds.user.id, now).await?;
+                    // A stronger session is a new session (a new id, as at sign-in).
+                    let cookie =
+                        new_session(&idp, &view, &jar, Some(&hash), &s.user_id, s.auth_time, amr, now)
+                            .await?;
+                    let mut r = if enrolling {
                         let codes = new_recovery_codes(&idp, &creds.user.id).await?;
-                        return Ok(pages::render(
+                        pages::render(
                             StatusCode::OK,
                             &view.sign_in.branding,
                             "recovery_codes.html",
                             minijinja::context! { title => "Recovery codes", codes, action => "/signin", flow => &l.flow.id },
-                        ));
-                    }
-                    Ok(back)
+                        )
+                    } else {
+                        back
+                    };
+                    r.headers_mut().append(header::SET_COOKIE, cookie);
+                    Ok(r)
                 }
                 FactorCheck::Rejected(why) => {
+                    // Wrong codes count toward the lockout, as wrong passwords do: six
+                    // digits must not be guessable at the rate limit forever.
+                    let status =
+                        record_failure(&idp.store, &idp.org_id, &creds.user.id, &view.sign_in, now).await?;
+                    if status == portcullis_core::UserStatus::LockedOut {
+                        return locked_out(&idp, &view, &jar, &hash).await;
+                    }
                     let step = if enrolling {
                         Step::MfaEnroll(creds.user)
                     } else {
@@ -335,11 +346,20 @@ pub async fn submit(
                     &OAuthError::access_denied("The user did not allow the requested access."),
                 ));
             }
-            let Step::Consent(_, scopes) =
-                next_step(&idp, &l.server, &l.client, &l.req, Some(&s), now).await?
+            let Step::Consent(_, scopes) = next_step(
+                &idp,
+                &l.server,
+                &l.client,
+                &l.req,
+                Some(&s),
+                flow_state(&l.flow),
+                now,
+            )
+            .await?
             else {
                 return Ok(back);
             };
+            idp.store.set_flow_consented(&idp.org_id, &l.flow.id).await?;
             let mut given = idp
                 .store
                 .consented_scopes(
@@ -366,6 +386,73 @@ pub async fn submit(
     }
 }
 
+/// Starts a session (replacing `old`, if any) and returns its cookie.
+#[allow(clippy::too_many_arguments)]
+async fn new_session(
+    idp: &Idp,
+    view: &OrgView,
+    jar: &CookieJar,
+    old: Option<&str>,
+    user_id: &str,
+    auth_time: i64,
+    amr: Vec<String>,
+    now: i64,
+) -> Result<HeaderValue, EndpointError> {
+    if let Some(old) = old {
+        idp.store.delete_session(&idp.org_id, old).await?;
+    }
+    let lifetime = view.sign_in.session_minutes.max(1) as i64 * 60;
+    let raw = portcullis_jose::opaque_token();
+    let s = StoredSession {
+        id: portcullis_core::ids::new_id(portcullis_core::ids::IdKind::Session),
+        user_id: user_id.to_owned(),
+        auth_time,
+        amr,
+        expires_at: now + lifetime,
+    };
+    idp.store
+        .create_session(&idp.org_id, &portcullis_jose::token_hash(&raw), &s, now)
+        .await?;
+    Ok(jar.set(&jar.session_name(), &raw, Some(lifetime)))
+}
+
+/// Too many failed steps: the session ends and the page says for how long sign-in is
+/// locked (the user has proven their password: nothing is revealed to a stranger).
+async fn locked_out(
+    idp: &Idp,
+    view: &OrgView,
+    jar: &CookieJar,
+    session_hash: &str,
+) -> Result<Response, EndpointError> {
+    idp.store.delete_session(&idp.org_id, session_hash).await?;
+    let mut r = pages::message(
+        StatusCode::FORBIDDEN,
+        &view.sign_in.branding,
+        "Sign-in is locked",
+        &format!(
+            "Too many wrong codes. Sign-in to this account is locked for {} minutes.",
+            view.sign_in.lockout_minutes
+        ),
+        Some("Wait, or ask an administrator to unlock your account."),
+    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, jar.clear(&jar.session_name()));
+    Ok(r)
+}
+
+fn busy(view: &OrgView) -> Response {
+    let mut r = pages::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &view.sign_in.branding,
+        "Please try again",
+        "The sign-in service is busy; try again in a moment.",
+        None,
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 fn bad_form(view: &OrgView) -> Response {
     pages::message(
         StatusCode::BAD_REQUEST,
@@ -376,7 +463,7 @@ fn bad_form(view: &OrgView) -> Response {
     )
 }
 
-fn too_many(view: &OrgView, secs: u64) -> Response {
+pub(crate) fn too_many(view: &OrgView, secs: u64) -> Response {
     let mut r = pages::message(
         StatusCode::TOO_MANY_REQUESTS,
         &view.sign_in.branding,
@@ -429,7 +516,7 @@ async fn verify_factor(
     }
     if !enrolling && !code.is_empty() && code.len() <= 32 {
         let normalized = normalize_recovery(code);
-        let hash = portcullis_jose::token_hash(&normalized);
+        let hash = idp.hasher.hash(&normalized);
         if idp
             .store
             .use_recovery_code(&idp.org_id, &user.id, &hash, now)
@@ -448,7 +535,8 @@ fn normalize_recovery(code: &str) -> String {
         .to_lowercase()
 }
 
-/// Ten new single-use recovery codes (`xxxxx-xxxxx`, 50 bits each), stored hashed.
+/// Ten new single-use recovery codes (`xxxxx-xxxxx`, about 51 bits each), stored as
+/// HMAC-SHA256 under a key derived from the master key.
 async fn new_recovery_codes(idp: &Idp, user_id: &str) -> Result<Vec<String>, EndpointError> {
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| {
@@ -458,7 +546,7 @@ async fn new_recovery_codes(idp: &Idp, user_id: &str) -> Result<Vec<String>, End
         .collect();
     let hashes: Vec<String> = codes
         .iter()
-        .map(|c| portcullis_jose::token_hash(&normalize_recovery(c)))
+        .map(|c| idp.hasher.hash(&normalize_recovery(c)))
         .collect();
     idp.store
         .replace_recovery_codes(&idp.org_id, user_id, &hashes)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::UserStatus;
 use serde_json::{Map, Value};
 
 use super::find_server;
@@ -94,7 +93,7 @@ pub async fn userinfo(
         ));
     };
     let user = match idp.store.user_by_id(&idp.org_id, uid).await? {
-        Some(c) if c.user.status == UserStatus::Active => c.user,
+        Some(c) if c.user.status.keeps_grants() => c.user,
         _ => {
             return Ok(bearer_error(
                 StatusCode::UNAUTHORIZED,

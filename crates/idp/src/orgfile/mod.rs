@@ -425,7 +425,7 @@ pub async fn apply(
         apply_user(store, org_id, spec, existing.as_deref(), password.as_deref(), now).await?;
     }
     for id in &plan.delete_users {
-        store.delete_user(org_id, id).await?;
+        store.delete_user(org_id, id, now).await?;
     }
     for name in &plan.delete_groups {
         store.delete_group(org_id, name).await?;

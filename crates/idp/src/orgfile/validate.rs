@@ -307,37 +307,28 @@ pub(crate) fn document(doc: &OrgDocument) -> Vec<FileError> {
 }
 
 /// RFC 6749 §3.1.2: an absolute URI without a fragment; `http` only for loopback
-/// (RFC 8252 §7.3) and private-use schemes for native apps (§7.1).
+/// (RFC 8252 §7.3), private-use schemes (`com.example.app:/cb`) for native apps (§7.1);
+/// ASCII only and no user information, so what is registered is what is compared.
 fn redirect_uri_problem(u: &str) -> Option<&'static str> {
-    let (scheme, rest) = u.split_once(':')?;
-    if u.contains('#') {
+    if u.len() > 2048 || !u.is_ascii() || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("not a valid URI (ASCII, no spaces, at most 2048 characters)");
+    }
+    let Ok(parsed) = url::Url::parse(u) else {
+        return Some("not an absolute URI");
+    };
+    if parsed.fragment().is_some() {
         return Some("a redirect URI must not have a fragment");
     }
-    if u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("not a valid URI");
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Some("a redirect URI must not carry user information");
     }
-    match scheme {
-        "https" if rest.starts_with("//") && rest.len() > 2 => None,
-        "http" => {
-            let host = rest
-                .trim_start_matches("//")
-                .split(['/', '?'])
-                .next()
-                .unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-                None
-            } else {
-                Some("http is allowed only for loopback addresses; use https")
-            }
-        }
-        s if s.contains('.')
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+'
-            }) =>
-        {
-            None
-        }
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => None,
+        "http" => match parsed.host_str() {
+            Some("localhost" | "127.0.0.1" | "[::1]") => None,
+            _ => Some("http is allowed only for loopback addresses; use https"),
+        },
+        s if s.contains('.') => None,
         _ => Some("use https://, http://localhost or a private-use scheme like com.example.app:/cb"),
     }
 }

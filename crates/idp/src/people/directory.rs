@@ -22,10 +22,11 @@ pub enum DirectoryError {
 
 /// A user by login, or by id (`00u...`).
 pub async fn find(store: &Store, org_id: &str, login_or_id: &str) -> Result<User, DirectoryError> {
-    if let Some(u) = store.user_by_login(org_id, login_or_id).await? {
-        return Ok(u.user);
-    }
-    match store.user_by_id(org_id, login_or_id).await? {
+    let id = match store.user_by_login(org_id, login_or_id).await? {
+        Some(u) => u.user.id,
+        None => login_or_id.to_owned(),
+    };
+    match store.user_by_id(org_id, &id).await? {
         Some(u) => Ok(u.user),
         None => Err(DirectoryError::NotFound(login_or_id.to_owned())),
     }

@@ -24,6 +24,9 @@ pub enum SignInError {
     Failed,
     #[error("Too many sign-in attempts; try again in {0} seconds.")]
     RateLimited(u64),
+    /// Every password check slot is taken (each holds 19 MiB); try again shortly.
+    #[error("The sign-in service is busy; try again in a moment.")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,19 +39,66 @@ pub struct SignInLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// Second-factor attempts per user.
     per_user_mfa: DefaultKeyedRateLimiter<String>,
+    /// Sign-in flows started per client address (each is a database row).
+    flows_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Password checks running at once: each holds 19 MiB, so memory is bounded.
+    hashing: tokio::sync::Semaphore,
 }
 
+/// `n` per minute, in bursts of a quarter of that (at least five): a whole minute's
+/// quota at once is what a limit is there to prevent.
 fn per_minute(n: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+    let n = n.max(1);
+    let burst = (n / 4).max(5).min(n);
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
+
+/// The key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's network,
+/// which holds addresses by the billion).
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// How long a sign-in may wait for a password check slot.
+const HASH_SLOT_WAIT: Duration = Duration::from_secs(10);
 
 impl SignInLimits {
     pub fn new(settings: &SignInSettings) -> SignInLimits {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         SignInLimits {
             per_login: RateLimiter::keyed(per_minute(settings.attempts_per_minute_per_login)),
             per_ip: RateLimiter::keyed(per_minute(settings.attempts_per_minute_per_ip)),
             per_user_mfa: RateLimiter::keyed(per_minute(settings.attempts_per_minute_per_login)),
+            flows_per_ip: RateLimiter::keyed(per_minute(
+                settings.attempts_per_minute_per_ip.saturating_mul(2),
+            )),
+            hashing: tokio::sync::Semaphore::new(2 * cores),
         }
+    }
+
+    /// Counts one sign-in flow started from `ip`; `Err(seconds)` when over the limit.
+    pub fn check_flow_start(&self, ip: IpAddr) -> Result<(), u64> {
+        self.flows_per_ip.check_key(&ip_key(ip)).map_err(Self::wait)
+    }
+
+    /// Runs an argon2 check on the blocking pool once a slot is free.
+    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool, SignInError> {
+        let _slot = tokio::time::timeout(HASH_SLOT_WAIT, self.hashing.acquire())
+            .await
+            .map_err(|_| SignInError::Busy)?
+            .map_err(|_| SignInError::Busy)?;
+        Ok(
+            tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+                .await
+                .unwrap_or(false),
+        )
     }
 
     fn wait(n: governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
@@ -57,7 +107,7 @@ impl SignInLimits {
 
     /// Counts one password attempt; `Err(seconds)` when over a limit.
     pub fn check_password_attempt(&self, login: &str, ip: IpAddr) -> Result<(), u64> {
-        self.per_ip.check_key(&ip).map_err(Self::wait)?;
+        self.per_ip.check_key(&ip_key(ip)).map_err(Self::wait)?;
         self.per_login
             .check_key(&login.to_lowercase())
             .map_err(Self::wait)
@@ -65,7 +115,7 @@ impl SignInLimits {
 
     /// Counts one second-factor attempt of a user.
     pub fn check_mfa_attempt(&self, user_id: &str, ip: IpAddr) -> Result<(), u64> {
-        self.per_ip.check_key(&ip).map_err(Self::wait)?;
+        self.per_ip.check_key(&ip_key(ip)).map_err(Self::wait)?;
         self.per_user_mfa
             .check_key(&user_id.to_owned())
             .map_err(Self::wait)
@@ -76,6 +126,7 @@ impl SignInLimits {
         self.per_login.retain_recent();
         self.per_ip.retain_recent();
         self.per_user_mfa.retain_recent();
+        self.flows_per_ip.retain_recent();
     }
 }
 
@@ -117,10 +168,7 @@ pub async fn check_password(
         .as_ref()
         .and_then(|c| c.password_hash.clone())
         .unwrap_or_else(|| password::dummy_hash().to_owned());
-    let given = password_given.to_owned();
-    let matches = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
-        .await
-        .unwrap_or(false);
+    let matches = limits.verify_password(password_given.to_owned(), stored).await?;
     let Some(creds) = found else {
         return Err(SignInError::Failed);
     };
@@ -134,6 +182,7 @@ pub async fn check_password(
         store.record_sign_in(org_id, &creds.user.id, now).await?;
         let mut user = creds.user;
         user.status = UserStatus::Active;
+        user.groups = store.user_groups(org_id, &user.id).await?;
         return Ok(user);
     }
     if !matches
@@ -143,20 +192,38 @@ pub async fn check_password(
         // Recorded off the response path, so a known login answers no slower than an
         // unknown one.
         let store = store.clone();
-        let (org, id) = (org_id.to_owned(), creds.user.id.clone());
-        let lock_until = now + settings.lockout_minutes as i64 * 60;
-        let max = settings.max_failed_attempts;
+        let (org, id, settings) = (org_id.to_owned(), creds.user.id.clone(), settings.clone());
         tokio::spawn(async move {
-            match store.record_failed_sign_in(&org, &id, max, lock_until, now).await {
-                Ok(UserStatus::LockedOut) => {
-                    tracing::warn!(user = %id, "user locked out after failed sign-ins")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not record a failed sign-in"),
+            if let Err(e) = record_failure(&store, &org, &id, &settings, now).await {
+                tracing::warn!(error = %e, "could not record a failed sign-in");
             }
         });
     }
     Err(SignInError::Failed)
+}
+
+/// Counts a failed sign-in step (a wrong password or a wrong second-factor code) toward
+/// the lockout; returns the user's status afterwards.
+pub async fn record_failure(
+    store: &Store,
+    org_id: &str,
+    user_id: &str,
+    settings: &SignInSettings,
+    now: i64,
+) -> Result<UserStatus, StoreError> {
+    let lock_until = now + settings.lockout_minutes as i64 * 60;
+    let status = store
+        .record_failed_sign_in(org_id, user_id, settings.max_failed_attempts, lock_until, now)
+        .await?;
+    if status == UserStatus::LockedOut {
+        tracing::warn!(user = %user_id, "user locked out after failed sign-in steps");
+    }
+    Ok(status)
+}
+
+/// Whether a locked-out user is still within the lockout window.
+pub fn locked_now(c: &UserCredentials, now: i64) -> bool {
+    c.user.status == UserStatus::LockedOut && c.locked_until.is_some_and(|t| t > now)
 }
 
 /// How often [`SignInLimits::shrink`] runs.

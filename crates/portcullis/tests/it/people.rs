@@ -960,3 +960,209 @@ async fn real_oidc_client(db: Db) {
     s.stop().await;
 }
 both_dbs!(real_oidc_client);
+
+/// prompt=login and max_age ask for a fresh password once (and only once); prompt=consent
+/// asks again even after consent was given, and once allowed, finishes.
+async fn prompts_and_max_age(db: Db) {
+    let (_env, s) = start_people(db).await;
+    let issuer = s.issuer("people");
+    let b = Browser::new(&s);
+    let (_, challenge) = pkce();
+    let a = Authorize::spa("openid orders:create", &challenge);
+    let p = sign_in(
+        &b,
+        &a.url(&s, "people"),
+        "carol@example.com",
+        &secret("CAROL_PASSWORD"),
+    )
+    .await;
+    let p = b.submit(&p, &[("decision", "allow")]).await;
+    code_of(&p, &a, &issuer);
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let mut a = Authorize::spa("openid orders:create", &challenge);
+        a.extra.push((extra.0, extra.1.into()));
+        let p = b.follow(b.get(&a.url(&s, "people")).await).await;
+        assert!(
+            p.body.contains("current-password"),
+            "{extra:?} asks for the password again"
+        );
+        let p = b
+            .submit(
+                &p,
+                &[
+                    ("username", "carol@example.com"),
+                    ("password", &secret("CAROL_PASSWORD")),
+                ],
+            )
+            .await;
+        code_of(&p, &a, &issuer);
+    }
+    // max_age long enough: single sign-on.
+    let mut a = Authorize::spa("openid orders:create", &challenge);
+    a.extra.push(("max_age", "3600".into()));
+    code_of(&b.follow(b.get(&a.url(&s, "people")).await).await, &a, &issuer);
+    // prompt=consent: the consent page again, then the code.
+    let mut a = Authorize::spa("openid orders:create", &challenge);
+    a.extra.push(("prompt", "consent".into()));
+    let p = b.follow(b.get(&a.url(&s, "people")).await).await;
+    assert!(p.body.contains("wants to access your account"), "{}", p.body);
+    let p = b.submit(&p, &[("decision", "allow")]).await;
+    code_of(&p, &a, &issuer);
+    // Denying consent: access_denied at the redirect URI.
+    let mut a = Authorize::spa("openid orders:create", &challenge);
+    a.extra.push(("prompt", "consent".into()));
+    let p = b.follow(b.get(&a.url(&s, "people")).await).await;
+    let p = b.submit(&p, &[("decision", "deny")]).await;
+    assert_eq!(query(p.location.as_deref().unwrap())["error"], "access_denied");
+    s.stop().await;
+}
+both_dbs!(prompts_and_max_age);
+
+/// A narrower scope on refresh narrows the access token, not the refresh token; a wider
+/// one is refused. A locked-out user's refresh tokens keep working (lockout only stops
+/// password sign-in).
+async fn refresh_scope_and_lockout(db: Db) {
+    let (env, s) = start_people(db).await;
+    let b = Browser::new(&s);
+    let t = tokens_for(&s, &b, "carol@example.com", &secret("CAROL_PASSWORD")).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let narrow = |token: &str, scope: &'static str| {
+        let token = token.to_owned();
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(s.url("people", "/v1/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", SPA),
+                    ("refresh_token", token.as_str()),
+                    ("scope", scope),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (st, e) = narrow(rt, "openid orders:create").await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_scope")), "{e}");
+    let (st, t2) = narrow(rt, "offline_access products:read").await;
+    assert_eq!(st, 200, "{t2}");
+    assert_eq!(t2["scope"], "offline_access products:read");
+    let (st, t3) = refresh(&s, SPA, t2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 200, "{t3}");
+    assert_eq!(
+        t3["scope"], "openid offline_access products:read",
+        "the refresh token kept its scope"
+    );
+
+    // Lock carol out with wrong passwords from another browser: her tokens still refresh.
+    let other = Browser::new(&s);
+    let (_, challenge) = pkce();
+    for _ in 0..3 {
+        sign_in(
+            &other,
+            &Authorize::spa("openid", &challenge).url(&s, "people"),
+            "carol@example.com",
+            "wrong-password-123",
+        )
+        .await;
+    }
+    let store = portcullis::runtime::open_store(&env.database_url).await.unwrap();
+    crate::kit::eventually(
+        "carol is locked out",
+        std::time::Duration::from_secs(10),
+        || async {
+            store
+                .user_by_login("default", "carol@example.com")
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .status
+                == portcullis_core::UserStatus::LockedOut
+        },
+    )
+    .await;
+    let (st, t4) = refresh(&s, SPA, t3["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 200, "a lockout does not log the user out: {t4}");
+    store.close().await;
+    s.stop().await;
+}
+both_dbs!(refresh_scope_and_lockout);
+
+/// Guessing second-factor codes counts toward the lockout: the session ends.
+async fn totp_guessing_locks_out(db: Db) {
+    let (_env, s) = start_people(db).await;
+    let b = Browser::new(&s);
+    let (_, challenge) = pkce();
+    let mut a = Authorize::spa("openid", &challenge);
+    a.client_id = "people-mfa";
+    a.redirect_uri = "http://127.0.0.1:3000/mfa";
+    let mut p = sign_in(
+        &b,
+        &a.url(&s, "people"),
+        "bob@example.com",
+        &secret("BOB_PASSWORD"),
+    )
+    .await;
+    assert!(p.body.contains("Set up two-step verification"));
+    let mut last = 0;
+    for _ in 0..3 {
+        let next = b.submit(&p, &[("code", "000001")]).await;
+        last = next.status;
+        if next.status != 401 {
+            p = next;
+            break;
+        }
+        p = next;
+    }
+    assert_eq!(last, 403, "{}", p.body);
+    assert!(p.body.contains("Sign-in is locked"), "{}", p.body);
+    s.stop().await;
+}
+both_dbs!(totp_guessing_locks_out);
+
+/// Logout without an id_token_hint asks first (no logout by a link); a client_id that
+/// contradicts the hint is refused.
+async fn logout_confirmation(db: Db) {
+    let (_env, s) = start_people(db).await;
+    let b = Browser::new(&s);
+    let t = tokens_for(&s, &b, "carol@example.com", &secret("CAROL_PASSWORD")).await;
+    let p = b.get(&s.url("people", "/v1/logout")).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Sign out?"), "{}", p.body);
+    // Still signed in: a new authorization needs no password.
+    let (_, challenge) = pkce();
+    let a = Authorize::spa("openid", &challenge);
+    code_of(
+        &b.follow(b.get(&a.url(&s, "people")).await).await,
+        &a,
+        &s.issuer("people"),
+    );
+    let mismatch = format!(
+        "{}?id_token_hint={}&client_id=people-web",
+        s.url("people", "/v1/logout"),
+        t["id_token"].as_str().unwrap()
+    );
+    assert_eq!(b.get(&mismatch).await.status, 400);
+    // An access token is no id_token_hint.
+    let at = format!(
+        "{}?id_token_hint={}",
+        s.url("people", "/v1/logout"),
+        t["access_token"].as_str().unwrap()
+    );
+    assert_eq!(b.get(&at).await.status, 400);
+    // Confirming signs out.
+    let confirm = b.get(&s.url("people", "/v1/logout")).await;
+    let csrf = attr_after(&confirm.body, "name=\"csrf\"", "value").unwrap();
+    let p = b
+        .post(&s.url("people", "/v1/logout"), &[("csrf", csrf.as_str())])
+        .await;
+    assert!(p.body.contains("You have been signed out"), "{}", p.body);
+    let p = b.follow(b.get(&a.url(&s, "people")).await).await;
+    assert!(p.body.contains("current-password"));
+    s.stop().await;
+}
+both_dbs!(logout_confirmation);
