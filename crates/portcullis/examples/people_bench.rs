@@ -38,14 +38,62 @@ fn attr_after(html: &str, marker: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The cookies of one simulated browser (a shared HTTP client keeps the connections;
+/// building a client per sign-in would cost the load generator more than the server).
+#[derive(Default)]
+struct Cookies(Vec<(String, String)>);
+
+impl Cookies {
+    fn keep(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let Some((pair, _)) = v.to_str().unwrap_or("").split_once(';') else {
+                continue;
+            };
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            self.0.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.0.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+async fn send(jar: &mut Cookies, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    let r = req
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    jar.keep(&r);
+    Ok(r)
+}
+
+fn location(r: &reqwest::Response) -> Result<String, String> {
+    r.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(String::from)
+        .ok_or_else(|| format!("expected a redirect, got {}", r.status()))
+}
+
 /// One sign-in: authorize, the sign-in page, the password, back to the app with a code.
 /// Returns the code and the PKCE verifier.
-async fn sign_in(t: &Target, login: &str, scope: &str) -> Result<(String, String), String> {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn sign_in(
+    http: &reqwest::Client,
+    t: &Target,
+    login: &str,
+    scope: &str,
+) -> Result<(String, String), String> {
+    let mut jar = Cookies::default();
     let verifier = format!(
         "{}{}",
         portcullis_core::ids::random_base62(32),
@@ -62,58 +110,32 @@ async fn sign_in(t: &Target, login: &str, scope: &str) -> Result<(String, String
         .append_pair("state", "bench-state")
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .ok_or("authorize did not redirect")?
-        .to_owned();
-    let page = http
-        .get(format!("{}{loc}", t.origin))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+    let r = send(&mut jar, http.get(url)).await?;
+    let loc = location(&r)?;
+    let r = send(&mut jar, http.get(format!("{}{loc}", t.origin))).await?;
+    let page = r.text().await.map_err(|e| e.to_string())?;
     let csrf = attr_after(&page, "name=\"csrf\"", "value").ok_or("no csrf on the sign-in page")?;
     let action = attr_after(&page, "method=\"post\"", "action").ok_or("no form action")?;
-    let r = http
-        .post(format!("{}{action}", t.origin))
-        .form(&[
+    let r = send(
+        &mut jar,
+        http.post(format!("{}{action}", t.origin)).form(&[
             ("csrf", csrf.as_str()),
             ("step", "password"),
             ("username", login),
             ("password", t.password.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        ]),
+    )
+    .await?;
     if r.status() != 303 {
         return Err(format!("password step answered {}", r.status()));
     }
-    let mut loc = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .ok_or("no redirect")?
-        .to_owned();
+    let mut loc = location(&r)?;
     for _ in 0..4 {
         if !loc.starts_with('/') {
             break;
         }
-        let r = http
-            .get(format!("{}{loc}", t.origin))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        loc = r
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .ok_or("the flow stopped on a page")?
-            .to_owned();
+        let r = send(&mut jar, http.get(format!("{}{loc}", t.origin))).await?;
+        loc = location(&r)?;
     }
     let u = url::Url::parse(&loc).map_err(|e| e.to_string())?;
     let code = u
@@ -122,6 +144,13 @@ async fn sign_in(t: &Target, login: &str, scope: &str) -> Result<(String, String
         .map(|(_, v)| v.into_owned())
         .ok_or(format!("no code in {loc}"))?;
     Ok((code, verifier))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("an HTTP client")
 }
 
 async fn token(
@@ -204,8 +233,8 @@ async fn main() {
             if mode == "refresh" {
                 for w in 0..concurrency {
                     let login = &t.users[w % t.users.len()];
-                    let (code, verifier) = sign_in(&t, login, &scope).await.expect("setup sign-in");
-                    let http = reqwest::Client::new();
+                    let http = client();
+                    let (code, verifier) = sign_in(&http, &t, login, &scope).await.expect("setup sign-in");
                     let v = token(
                         &http,
                         &t,
@@ -240,11 +269,11 @@ async fn main() {
                 );
                 let mut rt = families.get(w).cloned();
                 tasks.push(tokio::spawn(async move {
-                    let http = reqwest::Client::new();
+                    let http = client();
                     let mut i = w;
                     while Instant::now() < deadline {
                         let result = match &rt {
-                            None => sign_in(&t, &t.users[i % t.users.len()], &scope)
+                            None => sign_in(&http, &t, &t.users[i % t.users.len()], &scope)
                                 .await
                                 .map(|_| None),
                             Some(r) => token(
