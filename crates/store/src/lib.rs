@@ -12,8 +12,8 @@ mod people;
 mod repo;
 
 pub use people::{
-    CodeRedemption, GrantRecord, StoredCode, StoredFactor, StoredFlow, StoredRefresh, StoredSession,
-    UserCredentials,
+    CodeRedemption, FlowStep, GrantRecord, StoredCode, StoredFactor, StoredFlow, StoredRefresh,
+    StoredSession, UserCredentials,
 };
 pub use repo::{KeyStatus, OrgContent, SecretUpdate, StoredClient, StoredKey};
 

@@ -60,6 +60,13 @@ pub struct StoredFlow {
     pub expires_at: i64,
 }
 
+/// A step of a sign-in flow that later steps need to know was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStep {
+    SignedIn,
+    Consented,
+}
+
 /// What an authorization code stands for.
 #[derive(Debug, Clone)]
 pub struct StoredCode {
@@ -792,21 +799,13 @@ impl Store {
         .transpose()
     }
 
-    pub async fn set_flow_consented(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE login_flows SET consented = 1 WHERE org_id = $1 AND id = $2")
-            .bind(org_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_flow_signed_in(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE login_flows SET signed_in = 1 WHERE org_id = $1 AND id = $2")
-            .bind(org_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Records a step done in a flow: the password (`signed_in`) or the consent.
+    pub async fn mark_flow(&self, org_id: &str, id: &str, step: FlowStep) -> Result<(), StoreError> {
+        let sql = match step {
+            FlowStep::SignedIn => "UPDATE login_flows SET signed_in = 1 WHERE org_id = $1 AND id = $2",
+            FlowStep::Consented => "UPDATE login_flows SET consented = 1 WHERE org_id = $1 AND id = $2",
+        };
+        sqlx::query(sql).bind(org_id).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 

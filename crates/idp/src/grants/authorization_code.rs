@@ -9,9 +9,10 @@ use portcullis_core::policy::{PolicyRequest, evaluate};
 use portcullis_core::{GrantType, OAuthError};
 use portcullis_store::CodeRedemption;
 
-use super::user_tokens::{Issued, RefreshPlan, UserGrant, issue};
+use super::user_tokens::{Issued, RefreshPlan, UserGrant, grant_user, issue};
 use super::{GrantFuture, GrantHandler, GrantRequest};
 use crate::clock;
+use crate::error::EndpointError;
 
 pub struct AuthorizationCode;
 
@@ -81,31 +82,23 @@ impl GrantHandler for AuthorizationCode {
                 }
                 (None, None) => {}
             }
-            let Some(creds) = idp.store.user_by_id(&idp.org_id, &stored.user_id).await? else {
-                return Err(bad_code().into());
-            };
-            if !creds.user.status.keeps_grants() {
-                if creds.user.status.ends_grants() {
-                    idp.store
-                        .revoke_family(&idp.org_id, &stored.family_id, now)
-                        .await?;
-                }
-                return Err(OAuthError::invalid_grant("The user is not active.").into());
-            }
+            let user = grant_user(idp, &stored.user_id, &stored.family_id, now)
+                .await?
+                .ok_or_else(|| EndpointError::from(bad_code()))?;
             let decision = evaluate(
                 &req.server.server,
                 &PolicyRequest {
                     client_id: &req.client.client.client_id,
                     grant_type: GrantType::AuthorizationCode,
                     requested_scopes: Some(&stored.scopes),
-                    user_groups: Some(&creds.user.groups),
+                    user_groups: Some(&user.groups),
                 },
             )?;
             let grant = UserGrant {
                 server: req.server,
                 client: req.client,
                 rule: decision.rule,
-                user: &creds.user,
+                user: &user,
                 scopes: &decision.scopes,
                 refresh_scopes: &decision.scopes,
                 family_id: &stored.family_id,

@@ -13,7 +13,7 @@ use portcullis_core::policy::{PolicyRequest, evaluate};
 use portcullis_core::scope::parse_scope_param;
 use portcullis_core::{GrantType, OAuthError};
 
-use super::user_tokens::{Issued, RefreshPlan, UserGrant, issue};
+use super::user_tokens::{Issued, RefreshPlan, UserGrant, grant_user, issue};
 use super::{GrantFuture, GrantHandler, GrantRequest, TokenResponse};
 use crate::clock;
 use crate::error::EndpointError;
@@ -56,17 +56,9 @@ impl GrantHandler for RefreshToken {
             {
                 return Err(bad_token().into());
             }
-            let Some(creds) = idp.store.user_by_id(&idp.org_id, &stored.user_id).await? else {
-                return Err(bad_token().into());
-            };
-            if !creds.user.status.keeps_grants() {
-                if creds.user.status.ends_grants() {
-                    idp.store
-                        .revoke_family(&idp.org_id, &stored.family_id, now)
-                        .await?;
-                }
-                return Err(OAuthError::invalid_grant("The user is not active.").into());
-            }
+            let user = grant_user(idp, &stored.user_id, &stored.family_id, now)
+                .await?
+                .ok_or_else(|| EndpointError::from(bad_token()))?;
             // §6: a narrower scope may be asked for, never a wider one; the refresh token
             // keeps the scope it had ("identical to that of the refresh token included").
             let scopes = match req.params.get("scope").map(parse_scope_param).transpose()? {
@@ -87,7 +79,7 @@ impl GrantHandler for RefreshToken {
                     client_id: &req.client.client.client_id,
                     grant_type: GrantType::RefreshToken,
                     requested_scopes: Some(&scopes),
-                    user_groups: Some(&creds.user.groups),
+                    user_groups: Some(&user.groups),
                 },
             )?;
             let rule = decision.rule;
@@ -98,7 +90,7 @@ impl GrantHandler for RefreshToken {
                 server: req.server,
                 client: req.client,
                 rule,
-                user: &creds.user,
+                user: &user,
                 scopes: &decision.scopes,
                 refresh_scopes: &stored.scopes,
                 family_id: &stored.family_id,

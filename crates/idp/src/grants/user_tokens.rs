@@ -54,6 +54,27 @@ impl UserGrant<'_> {
     }
 }
 
+/// The user of a grant if they may still use it (`Ok(None)`: unknown, or not allowed).
+/// A suspended or deactivated user's family is revoked on the way; a locked-out user
+/// keeps their grants (a lockout only stops signing in).
+pub(crate) async fn grant_user(
+    idp: &Idp,
+    user_id: &str,
+    family_id: &str,
+    now: i64,
+) -> Result<Option<User>, EndpointError> {
+    let Some(creds) = idp.store.user_by_id(&idp.org_id, user_id).await? else {
+        return Ok(None);
+    };
+    if creds.user.status.keeps_grants() {
+        return Ok(Some(creds.user));
+    }
+    if creds.user.status.ends_grants() {
+        idp.store.revoke_family(&idp.org_id, family_id, now).await?;
+    }
+    Ok(None)
+}
+
 /// What [`issue`] did.
 pub(crate) enum Issued {
     Tokens(TokenResponse),

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use portcullis_core::{OAuthError, User};
-use portcullis_store::{StoredFlow, StoredSession};
+use portcullis_store::{FlowStep, StoredFlow, StoredSession};
 use serde::Deserialize;
 
 use super::authorize::{AuthRequest, FlowState, Step, error_to_client, next_step, redirect};
@@ -254,7 +254,9 @@ pub async fn submit(
                     let old = session.as_ref().map(|(h, _)| h.as_str());
                     let cookie =
                         new_session(&idp, &view, &jar, old, &user.id, now, vec!["pwd".into()], now).await?;
-                    idp.store.set_flow_signed_in(&idp.org_id, &l.flow.id).await?;
+                    idp.store
+                        .mark_flow(&idp.org_id, &l.flow.id, FlowStep::SignedIn)
+                        .await?;
                     let mut r = back;
                     r.headers_mut().append(header::SET_COOKIE, cookie);
                     Ok(r)
@@ -359,7 +361,9 @@ pub async fn submit(
             else {
                 return Ok(back);
             };
-            idp.store.set_flow_consented(&idp.org_id, &l.flow.id).await?;
+            idp.store
+                .mark_flow(&idp.org_id, &l.flow.id, FlowStep::Consented)
+                .await?;
             let mut given = idp
                 .store
                 .consented_scopes(
