@@ -191,7 +191,7 @@ RSS_PEAK=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PC_PID/status")
 STAMP=$(date +%Y-%m-%d_%H%M%S)
 SMOKE=0; { [ "$ROUNDS" -lt 3 ] || [ "$DUR" -lt 10 ]; } && SMOKE=1
 mkdir -p "$ROOT/bench/results"
-OUT=$ROOT/bench/results/gateway-$STAMP$([ "$SMOKE" = 1 ] && echo -smoke).md
+OUT=$ROOT/bench/results/gateway-$STAMP$([ "$SMOKE" = 1 ] && echo -smoke || true).md
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo "+dirty")
 if [ -n "${PORTCULLIS_BIN:-}" ]; then COMMIT="$COMMIT?, binary $BIN"
 elif [ -n "$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -type f -print -quit)" ]; then

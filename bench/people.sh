@@ -134,7 +134,7 @@ fi
 
 STAMP=$(date +%Y-%m-%d_%H%M%S)
 mkdir -p "$ROOT/bench/results"
-OUT=$ROOT/bench/results/people-$STAMP$([ "$DUR" -lt 10 ] && echo -smoke).md
+OUT=$ROOT/bench/results/people-$STAMP$([ "$DUR" -lt 10 ] && echo -smoke || true).md
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo "+dirty")
 RESULTS=$TMP/results.jsonl DUR=$DUR COMMIT=$COMMIT STAMP=$STAMP CS=$CONC_SIGNIN CR=$CONC_REFRESH python3 - > "$OUT" <<'PY'
 import json, os, subprocess

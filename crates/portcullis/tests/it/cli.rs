@@ -24,7 +24,7 @@ fn help_on_every_subcommand() {
     assert!(top.status.success());
     let text = String::from_utf8_lossy(&top.stdout);
     for sub in [
-        "up", "serve", "migrate", "apply", "export", "keys", "token", "gateway", "explain",
+        "up", "serve", "migrate", "apply", "export", "keys", "users", "token", "gateway", "explain",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help");
         let out = run(&[sub, "--help"]);
@@ -506,4 +506,52 @@ async fn the_demo_app_signs_in_and_calls_the_gateway_in_a_browser() {
         "{r}"
     );
     assert_eq!(r["console_errors"], serde_json::json!([]), "{r}");
+}
+
+/// `portcullis users`: create (password from the environment, policy enforced), list,
+/// the lifecycle, password resets with history, and their errors.
+#[test]
+fn users_command_manages_the_directory() {
+    let dir = temp_dir("pc-users");
+    let users = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = bin();
+        c.arg("users").args(args).arg("--data-dir").arg(&dir);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let ok = |o: &Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // A password on the breach list is refused, with a hint.
+    let o = users(&["create", "dana@example.com", "--password-env", "PW"], &[("PW", "password1234")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("breaches") && err.contains("hint:"), "{err}");
+    let out = ok(&users(
+        &["create", "dana@example.com", "-p", "department=sales", "--password-env", "PW"],
+        &[("PW", "violet-harbor-engine-5")],
+    ));
+    assert!(out.contains("ACTIVE"), "{out}");
+    let out = ok(&users(&["list"], &[]));
+    assert!(out.contains("dana@example.com") && out.contains("ACTIVE"), "{out}");
+    let out = ok(&users(&["suspend", "DANA@example.com"], &[]));
+    assert!(out.contains("ACTIVE -> SUSPENDED"), "{out}");
+    // Not allowed from SUSPENDED: the error says what the status is.
+    let o = users(&["unlock", "dana@example.com"], &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SUSPENDED"));
+    ok(&users(&["unsuspend", "dana@example.com"], &[]));
+    // The last passwords cannot be used again.
+    let o = users(&["reset-password", "dana@example.com", "--password-env", "PW"], &[("PW", "violet-harbor-engine-5")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("used recently"));
+    ok(&users(&["reset-password", "dana@example.com", "--password-env", "PW"], &[("PW", "copper-lantern-field-8")]));
+    let out = ok(&users(&["deactivate", "dana@example.com"], &[]));
+    assert!(out.contains("DEPROVISIONED"), "{out}");
+    let o = users(&["suspend", "nobody@example.com"], &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("users list"));
 }
