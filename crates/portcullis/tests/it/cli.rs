@@ -526,17 +526,30 @@ fn users_command_manages_the_directory() {
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     // A password on the breach list is refused, with a hint.
-    let o = users(&["create", "dana@example.com", "--password-env", "PW"], &[("PW", "password1234")]);
+    let o = users(
+        &["create", "dana@example.com", "--password-env", "PW"],
+        &[("PW", "password1234")],
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("breaches") && err.contains("hint:"), "{err}");
     let out = ok(&users(
-        &["create", "dana@example.com", "-p", "department=sales", "--password-env", "PW"],
+        &[
+            "create",
+            "dana@example.com",
+            "-p",
+            "department=sales",
+            "--password-env",
+            "PW",
+        ],
         &[("PW", "violet-harbor-engine-5")],
     ));
     assert!(out.contains("ACTIVE"), "{out}");
     let out = ok(&users(&["list"], &[]));
-    assert!(out.contains("dana@example.com") && out.contains("ACTIVE"), "{out}");
+    assert!(
+        out.contains("dana@example.com") && out.contains("ACTIVE"),
+        "{out}"
+    );
     let out = ok(&users(&["suspend", "DANA@example.com"], &[]));
     assert!(out.contains("ACTIVE -> SUSPENDED"), "{out}");
     // Not allowed from SUSPENDED: the error says what the status is.
@@ -545,10 +558,16 @@ fn users_command_manages_the_directory() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("SUSPENDED"));
     ok(&users(&["unsuspend", "dana@example.com"], &[]));
     // The last passwords cannot be used again.
-    let o = users(&["reset-password", "dana@example.com", "--password-env", "PW"], &[("PW", "violet-harbor-engine-5")]);
+    let o = users(
+        &["reset-password", "dana@example.com", "--password-env", "PW"],
+        &[("PW", "violet-harbor-engine-5")],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("used recently"));
-    ok(&users(&["reset-password", "dana@example.com", "--password-env", "PW"], &[("PW", "copper-lantern-field-8")]));
+    ok(&users(
+        &["reset-password", "dana@example.com", "--password-env", "PW"],
+        &[("PW", "copper-lantern-field-8")],
+    ));
     let out = ok(&users(&["deactivate", "dana@example.com"], &[]));
     assert!(out.contains("DEPROVISIONED"), "{out}");
     let o = users(&["suspend", "nobody@example.com"], &[]);

@@ -1173,20 +1173,46 @@ async fn lockout_expires(db: Db) {
     let (env, s) = start_people(db).await;
     let store = portcullis::runtime::open_store(&env.database_url).await.unwrap();
     let now = portcullis_idp::clock::now();
-    let carol = store.user_by_login("default", "carol@example.com").await.unwrap().unwrap().user;
+    let carol = store
+        .user_by_login("default", "carol@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     for _ in 0..3 {
-        store.record_failed_sign_in("default", &carol.id, 3, now - 1, now).await.unwrap();
+        store
+            .record_failed_sign_in("default", &carol.id, 3, now - 1, now)
+            .await
+            .unwrap();
     }
     assert_eq!(
-        store.user_by_login("default", "carol@example.com").await.unwrap().unwrap().user.status,
+        store
+            .user_by_login("default", "carol@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .status,
         portcullis_core::UserStatus::LockedOut
     );
     let b = Browser::new(&s);
     let (_, challenge) = pkce();
-    let p = sign_in(&b, &Authorize::spa("openid", &challenge).url(&s, "people"), "carol@example.com", &secret("CAROL_PASSWORD")).await;
+    let p = sign_in(
+        &b,
+        &Authorize::spa("openid", &challenge).url(&s, "people"),
+        "carol@example.com",
+        &secret("CAROL_PASSWORD"),
+    )
+    .await;
     assert_eq!(p.status, 303, "the window passed: {}", p.body);
     assert_eq!(
-        store.user_by_login("default", "carol@example.com").await.unwrap().unwrap().user.status,
+        store
+            .user_by_login("default", "carol@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .status,
         portcullis_core::UserStatus::Active
     );
     store.close().await;
