@@ -1007,6 +1007,7 @@ impl Store {
         retire: Option<&str>,
         now: i64,
     ) -> Result<GrantRecord, StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         if let Some(old) = retire {
             let won = sqlx::query(
@@ -1047,26 +1048,21 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO grant_access_tokens (org_id, family_id, jti, expires_at) VALUES ($1, $2, $3, $4)",
+        // Last, right before the commit: a revocation committed since this grant began is
+        // seen here (`revoke_family` marks the family before it sweeps its tokens).
+        let recorded = sqlx::query(
+            "INSERT INTO grant_access_tokens (org_id, family_id, jti, expires_at) SELECT $1, $2, $3, $4 \
+             WHERE NOT EXISTS (SELECT 1 FROM revoked_families WHERE org_id = $1 AND family_id = $2)",
         )
         .bind(org_id)
         .bind(family_id)
         .bind(access.0)
         .bind(access.1)
         .execute(&mut *tx)
-        .await?;
-        // Last, right before the commit: a revocation committed since this grant began is
-        // seen here (`revoke_family` marks the family before it sweeps its tokens).
-        let revoked = sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM revoked_families WHERE org_id = $1 AND family_id = $2",
-        )
-        .bind(org_id)
-        .bind(family_id)
-        .fetch_optional(&mut *tx)
         .await?
-        .is_some();
-        if revoked {
+        .rows_affected()
+            == 1;
+        if !recorded {
             tx.rollback().await?;
             return Ok(GrantRecord::FamilyRevoked);
         }
