@@ -71,6 +71,33 @@ pub fn secret(var: &str) -> String {
     secrets()[var].clone()
 }
 
+/// Drops the schemas of test processes that have exited (`t_<pid>_...` whose pid is
+/// gone), once per process, so the `test` database does not grow with every run.
+async fn drop_dead_schemas(conn: &mut sqlx::PgConnection) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let dead = pid.is_some_and(|p| {
+            p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        });
+        if dead && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
+}
+
 /// Where a test server keeps its data, so that it can be restarted on the same data.
 #[derive(Clone)]
 pub struct Env {
@@ -89,6 +116,7 @@ impl Env {
                 let mut conn = sqlx::PgConnection::connect(&postgres_base())
                     .await
                     .expect("PostgreSQL must run on 127.0.0.1:5432 (database `test`, trust auth)");
+                drop_dead_schemas(&mut conn).await;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                     .execute(&mut conn)
                     .await
