@@ -727,22 +727,6 @@ impl Store {
         .transpose()
     }
 
-    /// Records a second factor on a session.
-    pub async fn set_session_amr(
-        &self,
-        org_id: &str,
-        id_hash: &str,
-        amr: &[String],
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET amr = $3 WHERE org_id = $1 AND id_hash = $2")
-            .bind(org_id)
-            .bind(id_hash)
-            .bind(json(&amr))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn delete_session(&self, org_id: &str, id_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE org_id = $1 AND id_hash = $2")
             .bind(org_id)

@@ -225,6 +225,3 @@ pub async fn record_failure(
 pub fn locked_now(c: &UserCredentials, now: i64) -> bool {
     c.user.status == UserStatus::LockedOut && c.locked_until.is_some_and(|t| t > now)
 }
-
-/// How often [`SignInLimits::shrink`] runs.
-pub const SHRINK_INTERVAL: Duration = Duration::from_secs(60);
